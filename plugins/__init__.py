@@ -1,0 +1,1 @@
+"""Built-in agent, guard and evaluator plugins."""

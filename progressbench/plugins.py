@@ -1,0 +1,145 @@
+"""The one PluginManager, and the registries built from its hooks.
+
+Built-in plugins and third-party ones load the same way: through the ``progressbench``
+entry-point group. ``PROGRESSBENCH_LOAD_PLUGINS`` (comma-separated entry-point or
+distribution names; empty for none) limits which *external* plugins load; the built-ins that
+ship with progressbench always load.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from progressbench import hookspecs
+from progressbench.errors import PluginError
+
+ENTRY_POINT_GROUP = "progressbench"
+LOAD_ENV_VAR = "PROGRESSBENCH_LOAD_PLUGINS"
+BUILTIN_DIST = "progressbench"
+
+KINDS = {
+    "environments": "register_environments",
+    "evaluators": "register_evaluators",
+    "guards": "register_guards",
+    "strategies": "register_strategies",
+    "agents": "register_agents",
+}
+
+pm = pluggy.PluginManager("progressbench")
+pm.add_hookspecs(hookspecs)
+
+# plugin name -> (distribution name, version), for the ``plugins`` listing.
+_origins: dict[str, tuple[str, str]] = {}
+_loaded = False
+
+
+def _allowed_external() -> set[str] | None:
+    raw = os.environ.get(LOAD_ENV_VAR)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def load_plugins() -> pluggy.PluginManager:
+    """Load every entry-point plugin once; later calls return the same manager."""
+    global _loaded
+    if _loaded:
+        return pm
+    _loaded = True
+    allowed = _allowed_external()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        version = ep.dist.version if ep.dist is not None else "?"
+        builtin = dist == BUILTIN_DIST
+        if not builtin and allowed is not None and ep.name not in allowed and dist not in allowed:
+            continue
+        if pm.has_plugin(ep.name):
+            other = _origins.get(ep.name, ("?", "?"))[0]
+            raise PluginError(
+                f"plugin name {ep.name!r} is used by both {other} and {dist}; uninstall one of them"
+            )
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken third-party plugin must name itself
+            raise PluginError(f"plugin {ep.name!r} ({dist}) failed to load: {exc}") from exc
+        pm.register(module, name=ep.name)
+        _origins[ep.name] = (dist, version)
+    return pm
+
+
+@dataclass
+class Registered:
+    name: str
+    obj: Any
+    plugin: str
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+
+def registry(kind: str) -> dict[str, Registered]:
+    """Everything registered for ``kind`` (one of KINDS), by name. Collisions raise."""
+    load_plugins()
+    hook = getattr(pm.hook, KINDS[kind])
+    found: dict[str, Registered] = {}
+    for impl in reversed(hook.get_hookimpls()):
+
+        def register(obj: Any, _plugin: str = impl.plugin_name) -> None:
+            name = getattr(obj, "name", None)
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {_plugin!r} registered a {kind[:-1]} without a name")
+            if name in found:
+                raise PluginError(
+                    f"{kind[:-1]} {name!r} is registered by both {found[name].plugin!r} "
+                    f"and {_plugin!r}"
+                )
+            found[name] = Registered(name=name, obj=obj, plugin=_plugin)
+
+        impl.function(register=register)
+    return found
+
+
+def get(kind: str, name: str) -> Any:
+    """The registered object of ``kind`` called ``name``, or a one-line error listing choices."""
+    items = registry(kind)
+    if name not in items:
+        choices = ", ".join(sorted(items)) or "none installed"
+        raise PluginError(f"unknown {kind[:-1]} {name!r} (available: {choices})")
+    return items[name].obj
+
+
+def get_environment(name: str) -> Any:
+    return get("environments", name)
+
+
+def describe_plugins() -> list[PluginInfo]:
+    """Every loaded plugin with its version, the hooks it implements and what it registered."""
+    load_plugins()
+    infos: dict[str, PluginInfo] = {}
+    for plugin_name, plugin in pm.list_name_plugin():
+        if plugin_name is None or plugin is None:
+            continue
+        dist, version = _origins.get(plugin_name, ("(registered at runtime)", ""))
+        infos[plugin_name] = PluginInfo(plugin_name, dist, version)
+        for caller in pm.get_hookcallers(plugin) or []:
+            infos[plugin_name].hooks.append(caller.name)
+    for kind in KINDS:
+        for reg in registry(kind).values():
+            if reg.plugin in infos:
+                infos[reg.plugin].registered.setdefault(kind, []).append(reg.name)
+    for info in infos.values():
+        info.hooks.sort()
+        for names in info.registered.values():
+            names.sort()
+    return sorted(infos.values(), key=lambda i: (i.distribution != BUILTIN_DIST, i.name))
