@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from progressbench.agent import AgentReply, Purpose
 from progressbench.environment import Feature, Objective
@@ -70,8 +70,13 @@ class StrategyContext(BaseModel):
     workers: int = 1
     options: dict[str, Any] = Field(default_factory=dict)
     reference_id: int
+    env: str = ""
     # Where a user's prompt templates for this environment live, if any.
     prompt_dir: str | None = None
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class Strategy:
@@ -80,11 +85,18 @@ class Strategy:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     # Validates ``options`` from the config (strategy-specific knobs); fails loudly on typos.
-    Options: ClassVar[type[BaseModel]] = BaseModel
+    Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, ctx: StrategyContext):
+        from progressbench.config import describe_validation_error
+        from progressbench.errors import UserError
+
         self.ctx = ctx
-        self.options = self.Options.model_validate(ctx.options)
+        try:
+            self.options = self.Options.model_validate(ctx.options)
+        except ValidationError as exc:
+            msg = describe_validation_error(exc).replace("invalid config: ", "", 1)
+            raise UserError(f"invalid option for strategy {self.name!r}: {msg}") from None
 
     def next_tasks(self, n: int) -> list[Task]:
         """Up to ``n`` new tasks; fewer (or none) means "wait for results first"."""
@@ -100,7 +112,12 @@ class Strategy:
         parent = session.program(session.task.parent_id)
         inspirations = [session.program(i) for i in session.task.inspiration_ids]
         system, prompt = prompts.edit_prompt(
-            session.task_description, parent, inspirations, self.ctx.objective, self.ctx.prompt_dir
+            session.task_description,
+            parent,
+            inspirations,
+            self.ctx.objective,
+            self.ctx.prompt_dir,
+            self.ctx.env,
         )
         return Proposal(reply=session.ask("edit", system, prompt))
 

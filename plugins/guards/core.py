@@ -1,0 +1,40 @@
+"""The always-on guards: the program must compile, and only EVOLVE blocks may change."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from progressbench import edits, hookimpl
+from progressbench.environment import Environment
+from progressbench.guard import Guard, Verdict
+
+
+class SyntaxGuard(Guard):
+    name: ClassVar[str] = "syntax"
+    stage: ClassVar[str] = "static"
+    description: ClassVar[str] = "the program is valid Python"
+
+    def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
+        try:
+            compile(code, "program.py", "exec")
+        except SyntaxError as exc:
+            return self.reject(f"syntax error: {exc.msg}", rule="syntax", line=exc.lineno)
+        return self.ok()
+
+
+class EditScopeGuard(Guard):
+    name: ClassVar[str] = "edit-scope"
+    stage: ClassVar[str] = "static"
+    description: ClassVar[str] = "text outside EVOLVE blocks is identical to the reference"
+
+    def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
+        change = edits.protected_changes(reference, code)
+        if change:
+            return self.reject(f"protected code changed: {change}", rule="outside-evolve-block")
+        return self.ok()
+
+
+@hookimpl
+def register_guards(register):
+    register(SyntaxGuard())
+    register(EditScopeGuard())

@@ -1,0 +1,287 @@
+"""The command line. Heavy modules are imported inside commands so ``--help`` stays instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+DB_HELP = "database: a file path (SQLite, default ./progressbench.db) or any SQLAlchemy URL"
+
+
+class CLIGroup(click.Group):
+    """Turns user mistakes (UserError) into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from progressbench.errors import UserError
+
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+def _db_option(f: Any) -> Any:
+    return click.option("--db", envvar="PROGRESSBENCH_DB", default=None, help=DB_HELP)(f)
+
+
+def _open(db: str | None) -> Any:
+    from progressbench.store import Store
+
+    return Store(db)
+
+
+def _kv(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are read as JSON when they parse, else kept as text."""
+    from progressbench.errors import UserError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+@click.group(cls=CLIGroup)
+@click.version_option(package_name="progressbench")
+def cli() -> None:
+    """progressbench: agents evolve programs toward open scientific objectives, and the
+    leaderboard ranks the real progress they make.
+
+    \b
+    Start:     progressbench run                      (circle-packing, offline agent)
+               progressbench run --env nanogpt --agent openai/gpt-5 --budget 200
+    Inspect:   progressbench show RUN_ID | best RUN_ID --diff | ideas RUN_ID
+    Compare:   progressbench leaderboard [--env ENV] [--format table|markdown|json|html]
+    Extend:    progressbench plugins   (environments, strategies, agents, guards, evaluators)
+    """
+
+
+@cli.command()
+@click.option("--env", "env", help="environment (see `progressbench plugins`) [circle-packing]")
+@click.option("--variant", help="environment variant, e.g. nanogpt: tiny | speedrun")
+@click.option("--strategy", help="search strategy [greedy]")
+@click.option("--agent", "agents", multiple=True,
+              help="offline | replay:RUN_ID | any litellm model (provider/model); repeat for an ensemble")
+@click.option("--weight", "weights", multiple=True, type=float, help="ensemble weight per --agent")
+@click.option("--budget", type=int, help="child programs to evaluate [100]")
+@click.option("--workers", type=int, help="parallel evaluations [cores / cpus per evaluation]")
+@click.option("--seed", type=int, help="random seed [0]")
+@click.option("--max-cost", type=float, help="stop cleanly once LLM spend reaches this many USD")
+@click.option("--n-fast", type=int, help="fast error catcher: retries with the error fed back [3]")
+@click.option("--evaluator", help="where candidates run: local (isolated workers) | ray [local]")
+@click.option("--timeout", "timeout_s", type=float, help="wall-time limit per evaluation, seconds")
+@click.option("--memory-mb", type=int, help="memory limit per evaluation")
+@click.option("--prompts", "prompt_dir", type=click.Path(file_okay=False),
+              help="folder of prompt template overrides (<env>/<name>.txt or <name>.txt)")
+@click.option("--strategy-option", "strategy_opts", multiple=True, metavar="KEY=VALUE",
+              help="strategy setting, e.g. islands=4 (repeatable)")
+@click.option("--env-option", "env_opts", multiple=True, metavar="KEY=VALUE",
+              help="environment setting passed to its harness (repeatable)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML or YAML file with any of these settings; flags override it")
+@click.option("--resume", "resume", metavar="RUN_ID",
+              help="continue an interrupted run (only --budget, --max-cost, --workers may change)")
+@_db_option
+def run(config_file: str | None, resume: str | None, db: str | None, agents: tuple[str, ...],
+        weights: tuple[float, ...], strategy_opts: tuple[str, ...], env_opts: tuple[str, ...],
+        **flags: Any) -> None:
+    """Evolve programs for an environment and record everything in the database.
+
+    With no --agent and no provider key the built-in offline agent runs (no network).
+    Ctrl-C stops cleanly and prints the command that resumes the run.
+
+    \b
+    Examples:
+      progressbench run
+      progressbench run --env circle-packing --strategy best-of-n --budget 50 --seed 3
+      progressbench run --env nanogpt --variant tiny --budget 6
+      progressbench run --agent openai/gpt-5 --agent anthropic/claude-sonnet-4-5 --weight 2 --weight 1
+      progressbench run --resume 20261123-190501-a1b2c3
+    """
+    from progressbench.config import build_config, read_config_file, validate_config
+    from progressbench.errors import UserError
+
+    store = _open(db)
+    overrides = dict(flags)
+    if agents:
+        overrides["agents"] = list(agents)
+    if weights:
+        overrides["agent_weights"] = list(weights)
+    if strategy_opts:
+        overrides["strategy_options"] = _kv(strategy_opts, "--strategy-option")
+    if env_opts:
+        overrides["env_options"] = _kv(env_opts, "--env-option")
+    if resume:
+        existing = store.get_run(resume)
+        changeable = {"budget", "max_cost", "workers"}
+        fixed = sorted(k for k, v in overrides.items() if v is not None and k not in changeable)
+        if fixed or config_file:
+            what = ", ".join(fixed) or "--config"
+            raise UserError(f"cannot change {what} of an existing run when resuming")
+        values = {**existing.config, **{k: v for k, v in overrides.items() if v is not None}}
+        config = validate_config(values)
+        if existing.status == "finished" and config.budget <= existing.n_children:
+            raise UserError(
+                f"run {existing.id} already finished its budget of {existing.budget}; "
+                "pass a larger --budget to extend it"
+            )
+        if config.budget != existing.budget:
+            store.update_run(existing.id, budget=config.budget, config_json=config.model_dump_json())
+            existing = store.get_run(existing.id)
+        _execute(store, config, existing)
+    else:
+        file_values = read_config_file(config_file) if config_file else {}
+        _execute(store, build_config(file_values, overrides), None)
+
+
+def _execute(store: Any, config: Any, existing: Any) -> None:
+    from progressbench import plugins
+    from progressbench.progress import Progress
+    from progressbench.runloop import RunLoop
+
+    env = plugins.get_environment(config.env)
+    metric = env.objective(env.pick_variant(config.variant)).metric
+    progress = Progress(metric)
+    loop = RunLoop(store, config, run=existing, say=lambda m: click.echo(m, err=True), progress=progress)
+    try:
+        final = loop.execute()
+    except KeyboardInterrupt:
+        progress.close()
+        run_id = loop.run.id if loop.run else "?"
+        click.echo(f"\ninterrupted; resume with: {_resume_cmd(store, run_id)}", err=True)
+        sys.exit(130)
+    progress.close()
+    _summary(store, final, env)
+
+
+def _resume_cmd(store: Any, run_id: str) -> str:
+    from progressbench.store import DEFAULT_DB
+
+    db = "" if store.url.endswith("/" + DEFAULT_DB) else f" --db {store.url}"
+    return f"progressbench run --resume {run_id}{db}"
+
+
+def _summary(store: Any, run: Any, env: Any) -> None:
+    objective = env.objective(run.variant)
+    lines = [
+        f"run {run.id}: {run.status}{' (' + run.message + ')' if run.message else ''}, "
+        f"{run.n_children}/{run.budget} children, {run.n_valid} valid, {run.n_failed} failed, "
+        f"{run.n_retries} retries, ${run.cost_usd:.4f}"
+    ]
+    if run.best_metric is not None:
+        line = f"best {objective.metric} {run.best_metric:.6g} (program {run.best_program_id})"
+        if run.reference_metric is not None:
+            delta = objective.improvement(run.best_metric, run.reference_metric)
+            line += f", reference {run.reference_metric:.6g} ({delta:+.6g})"
+        record = objective.best_record()
+        if record:
+            line += f"; best known {record[1]:g} ({record[0]})"
+        lines.append(line)
+    lines.append(f"results in {store.url}")
+    lines.append(
+        f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
+        "progressbench leaderboard"
+    )
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--frontier", is_flag=True, help="print the efficiency frontier of the run")
+@click.option("--top", type=int, default=10, show_default=True, help="programs to list")
+@_db_option
+def show(run_id: str, frontier: bool, top: int, db: str | None) -> None:
+    """Summarise a run: config, strategy state, best programs, failures, telemetry, cost."""
+    from progressbench.report import show_run
+
+    click.echo(show_run(_open(db), run_id, frontier=frontier, top=top))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--diff", is_flag=True, help="unified diff against the reference program")
+@click.option("--program", "program_id", type=int, help="a specific program instead of the best")
+@_db_option
+def best(run_id: str, diff: bool, program_id: int | None, db: str | None) -> None:
+    """Print the best valid program of a run (or its diff against the reference)."""
+    from progressbench.report import best_program
+
+    click.echo(best_program(_open(db), run_id, diff=diff, program_id=program_id), nl=False)
+
+
+@cli.command()
+@click.argument("run_id")
+@_db_option
+def ideas(run_id: str, db: str | None) -> None:
+    """List a run's ideas (meta-prompting stage 1) ranked by their effect on the score."""
+    from progressbench.report import ideas_table
+
+    click.echo(ideas_table(_open(db), run_id))
+
+
+@cli.command()
+@click.option("--env", help="only this environment")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
+              default="table", show_default=True)
+@_db_option
+def leaderboard(env: str | None, fmt: str, db: str | None) -> None:
+    """Rank agent + strategy runs on each environment (variants never mixed)."""
+    from progressbench import leaderboard as lb
+
+    click.echo(lb.render(lb.rows(_open(db), env), fmt))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, their versions, hooks and what each registered.
+
+    PROGRESSBENCH_LOAD_PLUGINS=name1,name2 limits which external plugins load (empty: none).
+    """
+    from dataclasses import asdict
+
+    from progressbench import plugins as pl
+
+    infos = pl.describe_plugins()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    for info in infos:
+        version = f" {info.version}" if info.version else ""
+        click.echo(f"{info.name} ({info.distribution}{version})")
+        click.echo(f"  hooks: {', '.join(info.hooks)}")
+        for kind, names in sorted(info.registered.items()):
+            click.echo(f"  {kind}: {', '.join(names)}")
+
+
+@cli.command()
+@click.argument("env")
+@click.option("--variant", help="the variant whose data to fetch")
+@click.option("--dest", type=click.Path(file_okay=False), help="where to put it")
+@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="environment-specific")
+def data(env: str, variant: str | None, dest: str | None, opts: tuple[str, ...]) -> None:
+    """Download or generate the data an environment needs (e.g. nanogpt shards)."""
+    from pathlib import Path
+
+    from progressbench import plugins as pl
+
+    environment = pl.get_environment(env)
+    chosen = environment.pick_variant(variant)
+    click.echo(environment.fetch_data(chosen, Path(dest) if dest else None, _kv(opts, "--option")))
+
+
+def main() -> None:
+    cli(prog_name="progressbench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The leaderboard: one row per run (agent + strategy), grouped by environment and variant.
+
+Rows read only the run table, whose counters the run loop keeps current, so ranking 10,000
+programs costs no more than ranking ten.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from progressbench.environment import Objective
+from progressbench.store import Run, Store
+
+COLUMNS = [
+    ("rank", "#"),
+    ("agent", "agent"),
+    ("strategy", "strategy"),
+    ("run", "run"),
+    ("best", "best"),
+    ("delta", "vs reference"),
+    ("record_gap", "gap to record"),
+    ("evaluations", "evals"),
+    ("success", "valid %"),
+    ("usd", "USD"),
+    ("wall", "wall"),
+    ("status", "status"),
+]
+
+
+def _objective(env: str, variant: str) -> Objective | None:
+    from progressbench import plugins
+    from progressbench.errors import PluginError
+
+    try:
+        return plugins.get_environment(env).objective(variant)
+    except (PluginError, NotImplementedError):
+        return None
+
+
+def rows(store: Store, env: str | None = None) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Leaderboard rows by (env, variant), best first; variants are never mixed."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in store.runs(env):
+        groups.setdefault((run.env, run.variant), []).append(run)
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (env_name, variant), runs in sorted(groups.items()):
+        objective = _objective(env_name, variant)
+        ranked = sorted(runs, key=lambda r: (r.best_score is None, -(r.best_score or 0.0)))
+        table = []
+        for i, run in enumerate(ranked, 1):
+            table.append(_row(i, run, objective))
+        out[(env_name, variant)] = table
+    return out
+
+
+def _row(rank: int, run: Run, objective: Objective | None) -> dict[str, Any]:
+    best, ref = run.best_metric, run.reference_metric
+    delta = gap = None
+    record_name = None
+    if objective is not None and best is not None:
+        if ref is not None:
+            delta = objective.improvement(best, ref)
+        record = objective.best_record()
+        if record is not None:
+            record_name = record[0]
+            gap = -objective.improvement(best, record[1])
+    return {
+        "rank": rank,
+        "env": run.env,
+        "variant": run.variant,
+        "metric": objective.metric if objective else None,
+        "agent": run.agent,
+        "strategy": run.strategy,
+        "run": run.id,
+        "best": best,
+        "reference": ref,
+        "delta": delta,
+        "record": record_name,
+        "record_gap": gap,
+        "evaluations": run.n_children,
+        "success": (run.n_valid / run.n_children) if run.n_children else None,
+        "usd": run.cost_usd,
+        "wall": run.wall_time_s,
+        "status": run.status,
+    }
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key in ("best",):
+        return f"{value:.6g}"
+    if key in ("delta", "record_gap"):
+        return f"{value:+.6g}"
+    if key == "success":
+        return f"{100 * value:.0f}%"
+    if key == "usd":
+        return f"{value:.4f}"
+    if key == "wall":
+        m, s = divmod(int(value), 60)
+        return f"{m}m{s:02d}s"
+    return str(value)
+
+
+def render(groups: dict[tuple[str, str], list[dict[str, Any]]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([r for table in groups.values() for r in table], indent=2)
+    if not groups:
+        return "no runs yet: start one with `progressbench run`"
+    if fmt == "html":
+        return _html(groups)
+    from tabulate import tabulate
+
+    parts = []
+    for (env, variant), table in groups.items():
+        metric = table[0]["metric"] or "score"
+        head = f"{env} ({variant}) - {metric}"
+        record = next((r["record"] for r in table if r["record"]), None)
+        if record:
+            head += f"; gap to record = distance to {record}'s result"
+        data = [[_cell(k, r[k]) for k, _ in COLUMNS] for r in table]
+        tablefmt = "github" if fmt == "markdown" else "simple"
+        title = f"### {head}" if fmt == "markdown" else head
+        parts.append(title + "\n\n" + tabulate(data, headers=[h for _, h in COLUMNS], tablefmt=tablefmt, disable_numparse=True))
+    return "\n\n".join(parts)
+
+
+def _html(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
+    out = ["<!doctype html><meta charset=utf-8><title>progressbench leaderboard</title>"]
+    for (env, variant), table in groups.items():
+        out.append(f"<h2>{html.escape(env)} ({html.escape(variant)})</h2><table border=1>")
+        out.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS) + "</tr>")
+        for r in table:
+            cells = "".join(f"<td>{html.escape(_cell(k, r[k]))}</td>" for k, _ in COLUMNS)
+            out.append(f"<tr>{cells}</tr>")
+        out.append("</table>")
+    return "\n".join(out)

@@ -1,0 +1,52 @@
+"""A live one-line progress display (on a terminal) or periodic log lines (in CI and pipes)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    def __init__(self, metric: str, stream: TextIO | None = None, width: int = 24):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.metric = metric
+        self.width = width
+        self._last_log = 0.0
+        self._last_done = -1
+
+    def update(self, stats: Any, budget: int, elapsed: float) -> None:
+        done = min(stats.done, budget)
+        filled = int(self.width * done / budget) if budget else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        best = f"{stats.best_metric:.6g}" if stats.best_metric is not None else "-"
+        line = (
+            f"[{bar}] {done}/{budget}  best {self.metric} {best}  failed {stats.failed}  "
+            f"retries {stats.retries}  ${stats.cost:.4f}  {_clock(elapsed)}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line)
+            if done >= budget:
+                self.stream.write("\n")
+            self.stream.flush()
+            return
+        # Not a terminal: a line every 10% or 30 s, and at the end.
+        step = max(1, budget // 10)
+        now = time.monotonic()
+        due = done >= budget or done - self._last_done >= step or now - self._last_log >= 30
+        if due and done != self._last_done:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self._last_log, self._last_done = now, done
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
