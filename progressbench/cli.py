@@ -164,10 +164,17 @@ def _execute(store: Any, config: Any, existing: Any) -> None:
 
 
 def _resume_cmd(store: Any, run_id: str) -> str:
+    import shlex
+    from pathlib import Path
+
     from progressbench.store import DEFAULT_DB
 
-    db = "" if store.url.endswith("/" + DEFAULT_DB) else f" --db {store.url}"
-    return f"progressbench run --resume {run_id}{db}"
+    target = store.url
+    if target.startswith("sqlite:///"):
+        target = target[len("sqlite:///"):]
+        if Path(target) == Path(DEFAULT_DB).resolve():
+            return f"progressbench run --resume {run_id}"
+    return f"progressbench run --resume {run_id} --db {shlex.quote(target)}"
 
 
 def _summary(store: Any, run: Any, env: Any) -> None:
@@ -186,7 +193,8 @@ def _summary(store: Any, run: Any, env: Any) -> None:
         if record:
             line += f"; best known {record[1]:g} ({record[0]})"
         lines.append(line)
-    lines.append(f"results in {store.url}")
+    where = store.url[len("sqlite:///"):] if store.url.startswith("sqlite:///") else store.url
+    lines.append(f"results in {where}")
     lines.append(
         f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
         "progressbench leaderboard"

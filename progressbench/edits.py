@@ -35,7 +35,9 @@ says how to fix the edit.
 from __future__ import annotations
 
 import difflib
+import heapq
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +53,8 @@ _REPLACE_RE = re.compile(r"^>{5,9} ?REPLACE\s*$")
 _FENCE_OPEN_RE = re.compile(r"^\s*(`{3,}|~{3,})\s*[\w+#.-]*\s*$")
 _COMMENT_PREFIXES = ("#", "//")
 _HINT_CONTEXT_MAX = 12
+_HINT_SHORTLIST = 20
+_WORD_RE = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -238,26 +242,42 @@ def _region_line_ranges(lines: list[str], regions: list[tuple[int, int]]) -> lis
     return [range(index[start], index[end]) for start, end in regions]
 
 
+def _words(line: str) -> list[str]:
+    return _WORD_RE.findall(line)
+
+
 def _similar_lines_hint(lines: list[str], regions: list[tuple[int, int]], wanted: list[str]) -> str:
-    """The window of evolvable lines most like ``wanted``, numbered as in the program."""
-    target = "".join(_key(w) + "\n" for w in wanted)
+    """The window of evolvable lines most like ``wanted``, numbered as in the program.
+
+    Scoring every window with difflib costs seconds on a long program, so a cheap shared-token
+    count shortlists windows first and difflib picks among the shortlist.
+    """
+    target_words = Counter(word for line in wanted for word in _words(line))
     size = min(len(wanted), _HINT_CONTEXT_MAX)
-    best: tuple[float, int, int] | None = None
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(target)
+    shortlist: list[tuple[int, int, int]] = []  # (shared tokens, -first line, width)
     for span in _region_line_ranges(lines, regions):
         width = min(size, len(span))
-        for i in range(span.start, span.stop - width + 1):
-            matcher.set_seq1("".join(_key(line) + "\n" for line in lines[i : i + width]))
-            # quick_ratio is an upper bound; skip the full comparison when it cannot win.
-            if best is not None and matcher.quick_ratio() <= best[0]:
-                continue
-            ratio = matcher.ratio()
-            if best is None or ratio > best[0]:
-                best = (ratio, i, i + width)
-    if best is None:
+        if not width:
+            continue
+        bags = [Counter(_words(lines[i])) for i in span]
+        window = sum(bags[:width], Counter())
+        for offset in range(len(span) - width + 1):
+            if offset:
+                window += bags[offset + width - 1]
+                window -= bags[offset - 1]
+            shared = sum((window & target_words).values())
+            shortlist.append((shared, -(span.start + offset), width))
+    if not shortlist:
         return ""
-    _, lo, hi = best
+    target = "".join(_key(w) + "\n" for w in wanted)
+
+    def similarity(entry: tuple[int, int, int]) -> float:
+        lo = -entry[1]
+        text = "".join(_key(line) + "\n" for line in lines[lo : lo + entry[2]])
+        return difflib.SequenceMatcher(None, text, target, autojunk=False).ratio()
+
+    _, neg_lo, width = max(heapq.nlargest(_HINT_SHORTLIST, shortlist), key=similarity)
+    lo, hi = -neg_lo, -neg_lo + width
     shown = "".join(f"    {n + 1:>4}| {lines[n].rstrip()}\n" for n in range(lo, hi))
     return f"The most similar evolvable lines ({lo + 1}-{hi}) are:\n{shown}"
 
@@ -291,10 +311,11 @@ def _apply_block(code: str, block: Block, original: str) -> str:
         )
     if starts:
         at = ", ".join(str(i + 1) for i in starts)
+        plural = "s" if len(starts) > 1 else ""
         raise EditError(
-            f"{block.where}: the SEARCH text matches only protected code (line {at}, outside "
-            f"the {START_MARKER}/{END_MARKER} regions); only code between those markers may "
-            f"change"
+            f"{block.where}: the SEARCH text matches only protected code (line{plural} {at}, "
+            f"outside the {START_MARKER}/{END_MARKER} regions); only code between those "
+            f"markers may change"
         )
     if block.index > 1 and _match_starts(_lines(original), wanted):
         raise EditError(
@@ -307,6 +328,7 @@ def _apply_block(code: str, block: Block, original: str) -> str:
         i
         for i in range(len(lines) - len(wanted) + 1)
         if [line.strip() for line in lines[i : i + len(wanted)]] == [w.strip() for w in wanted]
+        and _inside((offsets[i], offsets[i + len(wanted)]), regions)
     ]
     if loose:
         message += (

@@ -30,6 +30,14 @@ KINDS = {
     "agents": "register_agents",
 }
 
+SINGULAR = {
+    "environments": "environment",
+    "evaluators": "evaluator",
+    "guards": "guard",
+    "strategies": "strategy",
+    "agents": "agent",
+}
+
 pm = pluggy.PluginManager("progressbench")
 pm.add_hookspecs(hookspecs)
 
@@ -98,10 +106,10 @@ def registry(kind: str) -> dict[str, Registered]:
         def register(obj: Any, _plugin: str = impl.plugin_name) -> None:
             name = getattr(obj, "name", None)
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {_plugin!r} registered a {kind[:-1]} without a name")
+                raise PluginError(f"plugin {_plugin!r} registered a {SINGULAR[kind]} without a name")
             if name in found:
                 raise PluginError(
-                    f"{kind[:-1]} {name!r} is registered by both {found[name].plugin!r} "
+                    f"{SINGULAR[kind]} {name!r} is registered by both {found[name].plugin!r} "
                     f"and {_plugin!r}"
                 )
             found[name] = Registered(name=name, obj=obj, plugin=_plugin)
@@ -115,7 +123,7 @@ def get(kind: str, name: str) -> Any:
     items = registry(kind)
     if name not in items:
         choices = ", ".join(sorted(items)) or "none installed"
-        raise PluginError(f"unknown {kind[:-1]} {name!r} (available: {choices})")
+        raise PluginError(f"unknown {SINGULAR[kind]} {name!r} (available: {choices})")
     return items[name].obj
 
 

@@ -102,10 +102,12 @@ class RunLoop:
         self.variant = variant
         self.objective = self.env.objective(variant)
         self.resources = self.env.resources(variant)
-        self.agents = AgentPool(config, say)
         self.strategy_cls: type[Strategy] = plugins.get("strategies", config.strategy)
+        _check_strategy_options(self.strategy_cls, config.strategy_options)
         self.guards = self._pick_guards()
         self.evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
+        # Last: it tells the user which agent runs, which is noise if the config is bad.
+        self.agents = AgentPool(config, say)
         self.workers = config.workers or max(1, int((os.cpu_count() or 1) // max(self.resources.cpus, 1)))
         self.run = run
         self.views: dict[int, ProgramView] = {}
@@ -129,8 +131,9 @@ class RunLoop:
 
     def _limits(self, mode: str) -> Limits:
         seconds = self.resources.smoke_seconds if mode == "smoke" else self.resources.seconds
-        if self.config.timeout_s and mode == "full":
-            seconds = self.config.timeout_s
+        if self.config.timeout_s:
+            # The user's limit replaces the full evaluation's and caps the smoke check's.
+            seconds = self.config.timeout_s if mode == "full" else min(seconds, self.config.timeout_s)
         return Limits(seconds=seconds, memory_mb=self.config.memory_mb or self.resources.memory_mb)
 
     def _create_run(self) -> Run:
@@ -391,7 +394,9 @@ class RunLoop:
                 "fix",
                 prompts.template("system", self.config.prompt_dir, self.config.env).substitute(),
                 prompts.fix_prompt(failure, parent.code, self.config.prompt_dir, self.config.env),
-                attempt=attempt,
+                # A meta child's retries keep implementing the same idea.
+                idea=proposal.idea or None,
+                error=failure,
             )
         program = self.store.add_program(
             self._new_program(rec, task, code, edit_text, proposal.idea, attempt, "pending", ""),
@@ -599,7 +604,7 @@ class _Session:
         return self.loop.program_view(program_id)
 
     def ask(self, purpose: Purpose, system: str, prompt: str, idea: str | None = None,
-            attempt: int = 0) -> AgentReply:
+            error: str | None = None) -> AgentReply:
         loop = self.loop
         loop._check_stop()
         if loop._cost_capped():
@@ -613,6 +618,7 @@ class _Session:
             parent_code=loop.program_view(self.task.parent_id).code,
             seed=(loop.config.seed * 7_919 + self.rec.seq * 104_729 + self._asked) % (2**31),
             idea=idea,
+            error=error,
             key=key,
         )
         agent: Agent = loop.agents.pick(request.seed)
@@ -622,6 +628,19 @@ class _Session:
             reply = AgentReply(error=f"agent {agent.label} failed: {exc}")
         loop.record_calls(reply.calls, key)
         return reply
+
+
+def _check_strategy_options(cls: type[Strategy], options: dict[str, Any]) -> None:
+    """Fail on a bad strategy option before a run is created, not after."""
+    from pydantic import ValidationError
+
+    from progressbench.config import describe_validation_error
+
+    try:
+        cls.Options.model_validate(options)
+    except ValidationError as exc:
+        msg = describe_validation_error(exc).replace("invalid config: ", "", 1)
+        raise UserError(f"invalid option for strategy {cls.name!r}: {msg}") from None
 
 
 def _assessment_from(ev: Evaluation | None, program: Program) -> Assessment | None:

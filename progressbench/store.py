@@ -202,7 +202,7 @@ def resolve_url(db: str | None) -> str:
         return f"sqlite:///{path.resolve()}"
     try:
         url = make_url(db)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise UserError(f"--db {db!r} is not a valid database URL") from None
     return url.render_as_string(hide_password=False)
 

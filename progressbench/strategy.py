@@ -59,7 +59,14 @@ class ProposalSession(Protocol):
 
     def program(self, program_id: int) -> ProgramView: ...
 
-    def ask(self, purpose: Purpose, system: str, prompt: str, idea: str | None = None) -> AgentReply: ...
+    def ask(
+        self,
+        purpose: Purpose,
+        system: str,
+        prompt: str,
+        idea: str | None = None,
+        error: str | None = None,
+    ) -> AgentReply: ...
 
 
 class StrategyContext(BaseModel):

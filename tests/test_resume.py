@@ -1,0 +1,99 @@
+"""kill -9 at any moment, then --resume: the budget completes, nothing lost or duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import cli_env, pb, query
+
+BUDGET = 24
+
+
+def start(db, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "progressbench.cli", "run", "--budget", str(BUDGET), "--workers", "2",
+         "--strategy", "greedy", "--db", str(db), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
+
+
+def wait_for_children(db, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before the kill: {proc.stderr.read()}")
+        try:
+            rows = query(db, "select n_children from run")
+        except Exception:  # the database may not exist yet
+            rows = []
+        if rows and rows[0][0] >= n:
+            return
+        time.sleep(0.02)
+    pytest.fail("run made no progress")
+
+
+def snapshot(db):
+    return {
+        "evaluations": query(db, "select id, program_id, kind, status, score from evaluation order by id"),
+        "programs": query(db, "select id, status, code_hash from program where status != 'pending' order by id"),
+        "calls": query(db, "select id, request_key from llm_call order by id"),
+    }
+
+
+def check_complete(db, rid: str) -> None:
+    status, n_children, budget = query(db, "select status, n_children, budget from run where id=?", rid)[0]
+    assert status == "finished" and n_children == budget == BUDGET
+    children = query(db, "select status from program where run_id=? and is_reference=0", rid)
+    assert len(children) == BUDGET
+    assert all(s in ("valid", "invalid", "failed", "rejected") for (s,) in children)
+    # One full evaluation per program at most, one program per task, every task done.
+    dup = query(db, "select program_id, count(*) from evaluation where kind='full' group by program_id having count(*) > 1")
+    assert dup == []
+    tasks = query(db, "select state, program_id from task where run_id=?", rid)
+    assert len(tasks) == BUDGET and all(state == "done" and pid for state, pid in tasks)
+    assert len({pid for _, pid in tasks}) == BUDGET
+    evaluated = query(db, "select count(*) from program p join evaluation e on e.program_id = p.id "
+                          "where p.run_id=? and p.status in ('valid', 'invalid')", rid)[0][0]
+    assert evaluated == query(db, "select count(*) from program where run_id=? and status in ('valid','invalid')", rid)[0][0]
+
+
+@pytest.mark.parametrize("kill_after", [1, 9, 17])
+def test_kill_9_then_resume(db, kill_after):
+    proc = start(db)
+    wait_for_children(db, kill_after, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rid = query(db, "select id from run")[0][0]
+    before = snapshot(db)
+    assert query(db, "select status from run")[0][0] == "running"
+
+    res = pb("run", "--resume", rid, "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    after = snapshot(db)
+    for key in before:  # everything recorded before the kill is still there, unchanged
+        assert after[key][: len(before[key])] == before[key], key
+    check_complete(db, rid)
+
+
+def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(db):
+    proc = start(db)
+    wait_for_children(db, 5, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rid = query(db, "select id from run")[0][0]
+    assert f"progressbench run --resume {rid}" in err
+    assert "Traceback" not in err
+    assert query(db, "select status from run")[0][0] == "interrupted"
+    res = pb("run", "--resume", rid, "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    check_complete(db, rid)
