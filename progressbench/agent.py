@@ -84,5 +84,9 @@ class Agent:
         """How the agent appears in the store and on the leaderboard."""
         return f"{self.name}:{self.arg}" if self.arg else self.name
 
+    def bind(self, store: Any) -> None:
+        """Called once before the run starts, with the run's ``progressbench.store.Store``
+        (agents that read recorded runs, like ``replay``, need it)."""
+
     def reply(self, request: AgentRequest) -> AgentReply:
         raise NotImplementedError

@@ -68,7 +68,7 @@ def cli() -> None:
 @cli.command()
 @click.option("--env", "env", help="environment (see `progressbench plugins`) [circle-packing]")
 @click.option("--variant", help="environment variant, e.g. nanogpt: tiny | speedrun")
-@click.option("--strategy", help="search strategy [greedy]")
+@click.option("--strategy", help="search strategy: islands | greedy | best-of-n [islands]")
 @click.option("--agent", "agents", multiple=True,
               help="offline | replay:RUN_ID | any litellm model (provider/model); repeat for an ensemble")
 @click.option("--weight", "weights", multiple=True, type=float, help="ensemble weight per --agent")

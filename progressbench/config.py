@@ -21,7 +21,7 @@ class RunConfig(BaseModel):
 
     env: str = Field("circle-packing", description="environment to evolve programs for")
     variant: str | None = Field(None, description="environment variant (default: the env's choice)")
-    strategy: str = Field("greedy", description="search strategy")
+    strategy: str = Field("islands", description="search strategy")
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     agents: list[str] = Field(
         default_factory=list,

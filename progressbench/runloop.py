@@ -108,6 +108,8 @@ class RunLoop:
         self.evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
         # Last: it tells the user which agent runs, which is noise if the config is bad.
         self.agents = AgentPool(config, say)
+        for agent in self.agents.agents:
+            agent.bind(store)
         self.workers = config.workers or max(1, int((os.cpu_count() or 1) // max(self.resources.cpus, 1)))
         self.run = run
         self.views: dict[int, ProgramView] = {}
@@ -265,6 +267,7 @@ class RunLoop:
         pending = self.store.tasks(run.id, state="issued")
         running: dict[Future[Outcome], str] = {}
         status, message = "finished", ""
+        capped = False
         pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="pb-task")
         try:
             for rec in pending:
@@ -275,7 +278,7 @@ class RunLoop:
             while True:
                 n_issued = self._count_issued()
                 free = slots - len(running)
-                can_issue = not self._stop.is_set() and n_issued < run.budget
+                can_issue = not self._stop.is_set() and not capped and n_issued < run.budget
                 if free > 0 and can_issue:
                     new = strategy.next_tasks(min(free, run.budget - n_issued))
                     if new:
@@ -283,7 +286,7 @@ class RunLoop:
                         for rec in recs:
                             running[pool.submit(self._work, rec)] = rec.key
                 if not running:
-                    if self.stats.done >= run.budget or self._stop.is_set():
+                    if self.stats.done >= run.budget or self._stop.is_set() or capped:
                         break
                     if can_issue:
                         raise RuntimeError(
@@ -296,17 +299,16 @@ class RunLoop:
                     try:
                         out = fut.result()
                     except CostCapReached:
-                        self._stop.set()
-                        status = "stopped"
-                        message = f"cost cap ${self.config.max_cost:g} reached"
+                        # The task stays issued; a resume with a higher cap redoes it.
                         continue
                     self._commit(out, strategy)
                     self._show_progress(started, prior_wall)
-                if self._cost_capped() and not self._stop.is_set():
-                    self._stop.set()
+                if self._cost_capped() and not capped:
+                    # Stop issuing; children already being proposed or evaluated finish.
+                    capped = True
                     status, message = "stopped", f"cost cap ${self.config.max_cost:g} reached"
         finally:
-            pool.shutdown(wait=not self._stop.is_set() or status == "stopped", cancel_futures=True)
+            pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
         if status == "stopped":
             self.say(f"stopping: {message}")
         return self.store.update_run(

@@ -24,17 +24,20 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from progressbench.errors import UserError
 
@@ -58,7 +61,10 @@ def prctl(option: int, arg: int = 0, arg3: int = 0) -> None:
     """Linux prctl(2); raises OSError on failure."""
     if _libc is None:
         raise OSError("prctl needs Linux")
-    if _libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(arg3), 0, 0) != 0:
+    # Every argument as unsigned long: some options fail with EINVAL unless the unused
+    # ones are zero in all 64 bits.
+    args = (ctypes.c_ulong(arg), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    if _libc.prctl(ctypes.c_int(option), *args) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
@@ -233,6 +239,18 @@ def kill_uid(uid: int, gid: int) -> None:
         )
 
 
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():  # a same-uid candidate may have made its dirs unreadable: undo that
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+        for top, dirs, _ in os.walk(path):
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(top, name), 0o700)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -242,6 +260,38 @@ def signal_name(signum: int) -> str:
 
 # --- what this machine allows -------------------------------------------------------------
 DEFAULT_UID_BASE = 64000
+_MAX_SANDBOX_UID = 65533  # below nobody (65534); within the 16-bit range every system maps
+
+
+def lease_uids(count: int, base: int = DEFAULT_UID_BASE) -> tuple[list[int], list[IO[str]]]:
+    """Claim ``count`` sandbox uids no other progressbench process on this machine uses, so
+    that killing "every process of uid N" can never hit another run's candidates. Each claim
+    is an flock on a file in a root-only directory; it lasts until the returned files are
+    closed (or the process dies)."""
+    folder = Path(tempfile.gettempdir()) / "progressbench-uids"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
+        raise UserError(f"{folder} must be a directory owned by root with mode 0700")
+    uids: list[int] = []
+    locks: list[IO[str]] = []
+    for uid in range(base, _MAX_SANDBOX_UID + 1):
+        if len(uids) == count:
+            break
+        lock = open(folder / str(uid), "a")  # held open: the lock is the claim
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        uids.append(uid)
+        locks.append(lock)
+    if len(uids) < count:
+        for lock in locks:
+            lock.close()
+        raise UserError(f"no free sandbox uids in {base}..{_MAX_SANDBOX_UID}")
+    return uids, locks
 
 
 @functools.cache
@@ -350,6 +400,7 @@ class WarmWorker:
 
     def __init__(self, slot: int, init: dict[str, Any], environ: dict[str, str], home: Path):
         self.slot = slot
+        self.uid: int | None = init.get("uid")
         self._init = init
         self._environ = environ
         self._home = home
@@ -406,7 +457,7 @@ class WarmWorker:
             self.info = reply
             return
         error = reply.get("error", "") if reply else "the worker exited during start-up"
-        self._kill()
+        self.kill()
         log = read_tail(self._log, 2000).strip()
         raise WorkerStartError(
             f"sandbox worker {self.slot} failed to start: {str(error).strip()}"
@@ -434,10 +485,10 @@ class WarmWorker:
                 else:
                     raise WorkerLost(f"the worker sent an unexpected message {message.get('op')!r}")
         except TimeoutError:
-            self._kill()
+            self.kill()
             raise WorkerLost("the worker did not answer in time and was killed") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            self._kill()
+            self.kill()
             raise WorkerLost(f"lost contact with the worker: {exc}") from None
 
     def _death_reason(self) -> str:
@@ -467,9 +518,9 @@ class WarmWorker:
         if self._proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=grace)
-        self._kill()
+        self.kill()
 
-    def _kill(self) -> None:
+    def kill(self) -> None:
         """SIGKILL the worker and every candidate process it may have left behind."""
         with self._lock:
             proc, sock, pgid = self._proc, self._sock, self._candidate_pgid
@@ -490,6 +541,6 @@ class WarmWorker:
             kill_uid(uid, gid)
 
     def restart(self, deadline: float) -> None:
-        self._kill()
+        self.kill()
         self.spawn()
         self.wait_ready(deadline)

@@ -28,7 +28,7 @@ def test_offline_run_show_best_leaderboard(db):
     assert query(db, "select count(*) from llm_call where run_id=?", rid)[0][0] >= 12
 
     show = pb("show", rid, "--db", str(db))
-    assert show.returncode == 0 and "strategy greedy" in show.stdout and "top" in show.stdout
+    assert show.returncode == 0 and "strategy islands" in show.stdout and "top" in show.stdout
 
     code = pb("best", rid, "--db", str(db))
     assert "def run_packing" in code.stdout
@@ -40,7 +40,7 @@ def test_offline_run_show_best_leaderboard(db):
     rows = json.loads(board.stdout)
     assert len(rows) == 1
     row = rows[0]
-    assert row["run"] == rid and row["agent"] == "offline" and row["strategy"] == "greedy"
+    assert row["run"] == rid and row["agent"] == "offline" and row["strategy"] == "islands"
     assert row["variant"] == "n26" and row["evaluations"] == 12
     assert abs(row["delta"] - (best - ref)) < 1e-12
     assert abs(row["record_gap"] - (2.63598 - best)) < 1e-9

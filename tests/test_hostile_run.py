@@ -40,14 +40,16 @@ def run_with_reply(db, tmp_path, reply: str, *extra: str):
         ("while True:\n    pass", "timeout"),
         ("_hog = bytearray(64 * 1024**3)", "memory"),
         ("import ctypes\nctypes.string_at(0)", "crashed"),
-        ("import os\nos.kill(os.getppid(), 9)", "worker-lost"),
-        ("raise SystemExit(3)", ""),
+        # Either the kill is refused (unprivileged uid) or the worker dies and is replaced.
+        ("import os\nos.kill(os.getppid(), 9)", ("worker-lost", "Operation not permitted")),
+        ("raise SystemExit(3)", ("SystemExit", "exit")),
     ],
 )
 def test_hostile_candidates_fail_cleanly(db, tmp_path, body, reason):
     errors = run_with_reply(db, tmp_path, edit(body), "--timeout", "3")
+    reasons = (reason,) if isinstance(reason, str) else reason
     for (error,) in errors:
-        assert error.startswith("smoke: ") and reason in error
+        assert error.startswith("smoke: ") and any(r in error for r in reasons), error
 
 
 def test_secrets_never_reach_the_candidate(db, tmp_path):

@@ -128,10 +128,10 @@ def test_malformed_replies_go_through_the_fast_error_catcher(db, tmp_path):
     res = pb("run", "--config", cfg, "--db", str(db))
     assert res.returncode == 0, res.stderr
     assert query(db, "select n_failed, n_retries from run")[0] == (2, 4)
-    attempts = query(db, "select attempt, stage, error from attempt order by id")
+    attempts = query(db, "select attempt, stage, error from attempt order by task_key, attempt")
     assert [a[0] for a in attempts] == [0, 1, 2, 0, 1, 2] and {a[1] for a in attempts} == {"edit"}
     assert all("SEARCH/REPLACE" in a[2] or "no edits" in a[2].lower() for a in attempts)
-    purposes = [p for (p,) in query(db, "select purpose from llm_call order by id")]
+    purposes = [p for (p,) in query(db, "select purpose from llm_call order by request_key")]
     assert purposes == ["edit", "fix", "fix"] * 2
     # The error was fed back to the model in the fix prompt.
     fix_prompt = json.loads(query(db, "select messages_json from llm_call where purpose='fix' limit 1")[0][0])

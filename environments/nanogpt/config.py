@@ -1,0 +1,206 @@
+"""Variant settings and the JSON-able spec handed to the harness (no torch import here: the
+platform process reads this module, and ``progressbench --help`` must stay fast)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Options a user's config may set per run (``ctx.options``); anything else is ignored so that
+# a typo cannot silently change the protocol of a variant.
+RUN_OPTIONS = {
+    "time_budget_s": float,  # training-clock budget (shrink for tests and benches)
+    "max_steps": int,  # stop the train stream after this many batches
+    "ckpt_every_s": float,
+    "profile": bool,  # telemetry on (sections, profiler window, curves); off for benches
+    "stop_at_target": bool,
+    "data_dir": str,  # speedrun: where the shards are
+    "nproc": int,  # speedrun: processes for torchrun (default: visible GPUs)
+    "val_tokens": int,  # shrink validation for tests; a run records the value it used
+    "threads": int,  # CPU threads for torch (default: the variant's cpus)
+}
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    description: str
+    requires_gpu: bool
+    vocab_size: int
+    # Validation protocol: the first ``val_tokens`` tokens of the validation split, cut into
+    # windows of ``eval_seq_len`` (the model sees at most that much context).
+    eval_seq_len: int
+    val_tokens: int
+    # Held-out train-distribution tokens the run itself scores at every checkpoint (the
+    # run never holds validation data); the verifier recomputes the same numbers.
+    probe_tokens: int
+    target: float
+    budget_s: float
+    ckpt_every_s: float
+    # Warm-up (compilation) time beyond this is charged to the training clock.
+    warmup_cap_s: float
+    # The profiler records ``profile_steps`` batches once ``profile_at_s`` of training passed.
+    profile_at_s: float
+    profile_steps: int
+    eval_batch: int  # validation windows per forward pass
+    # |run's probe loss - verifier's| above this invalidates the run (numerics differ a little
+    # between processes: thread counts, kernels).
+    probe_tolerance: float
+    causal_tolerance: float
+    # Tiny only: the largest allowed (fresh-sample loss - validation loss); a larger gap means
+    # the model was fitted to the validation tokens.
+    fresh_gap_limit: float | None
+    cpus: float
+    gpus: int
+    memory_mb: int
+    smoke_seconds: float
+    # Wall seconds one evaluation's ``run`` may take beyond the training budget (probes,
+    # checkpoints, process start).
+    run_slack_s: float
+    entropy_floor: float | None = None
+    records: dict[str, float] = field(default_factory=dict)
+
+
+TINY = VariantSpec(
+    name="tiny",
+    description=(
+        "A small character-level GPT on a corpus the project generates itself (a probabilistic "
+        "grammar with topics, agreement and fixed spellings; exact entropy floor known); "
+        "2 CPU cores."
+    ),
+    requires_gpu=False,
+    vocab_size=32,
+    eval_seq_len=256,
+    val_tokens=65_536,
+    probe_tokens=16_384,
+    target=1.50,
+    budget_s=90.0,
+    ckpt_every_s=5.0,
+    warmup_cap_s=10.0,
+    profile_at_s=10.0,
+    profile_steps=4,
+    eval_batch=64,
+    probe_tolerance=2e-3,
+    causal_tolerance=1e-4,
+    fresh_gap_limit=0.05,
+    cpus=2,
+    gpus=0,
+    memory_mb=4096,
+    smoke_seconds=30.0,
+    run_slack_s=30.0,
+    # corpus.entropy_floor(val split, 65,536 chars); a test recomputes it.
+    entropy_floor=0.734301,
+)
+
+SPEEDRUN = VariantSpec(
+    name="speedrun",
+    description=(
+        "The modded-nanogpt speedrun: GPT-2-124M-class models on FineWeb10B shards, target "
+        "3.28 mean validation loss over the first 10,485,760 validation tokens, torchrun "
+        "across the visible GPUs."
+    ),
+    requires_gpu=True,
+    vocab_size=50257,
+    eval_seq_len=1024,
+    val_tokens=10_485_760,
+    probe_tokens=1_048_576,
+    target=3.28,
+    budget_s=3600.0,
+    ckpt_every_s=60.0,
+    warmup_cap_s=600.0,
+    profile_at_s=60.0,
+    profile_steps=5,
+    eval_batch=16,
+    probe_tolerance=1e-2,
+    causal_tolerance=5e-2,
+    fresh_gap_limit=None,
+    cpus=8,
+    gpus=1,
+    memory_mb=65536,
+    smoke_seconds=900.0,
+    run_slack_s=1800.0,
+)
+
+VARIANTS = {v.name: v for v in (TINY, SPEEDRUN)}
+
+SPEEDRUN_HF_REPO = "kjj0/fineweb10B-gpt2"
+SHARD_TOKENS = 100_000_000  # tokens per FineWeb10B train shard (the val shard holds 100M too)
+DEFAULT_TRAIN_SHARDS = 16
+
+
+def default_data_dir() -> Path:
+    """Where fetched data lives unless ``data_dir`` is given. The sandbox child's HOME is its
+    scratch dir, so the fallback reads the account's home from the password database."""
+    for var in ("PROGRESSBENCH_NANOGPT_DATA",):
+        if os.environ.get(var):
+            return Path(os.environ[var])
+    if os.environ.get("PROGRESSBENCH_DATA"):
+        return Path(os.environ["PROGRESSBENCH_DATA"]) / "nanogpt"
+    try:
+        home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        home = Path.home()
+    return home / ".cache" / "progressbench" / "nanogpt"
+
+
+def fineweb_dir(data_dir: Path | None) -> Path:
+    return (data_dir or default_data_dir()) / "fineweb10B"
+
+
+@dataclass
+class RunSpec:
+    """Everything the harness needs for one run, JSON-able (torchrun workers read it)."""
+
+    variant: str
+    mode: str  # "smoke" | "full" | "verify"
+    seed: int
+    scratch: str
+    budget_s: float
+    ckpt_every_s: float
+    max_steps: int | None
+    profile: bool
+    stop_at_target: bool
+    val_tokens: int
+    threads: int
+    data_dir: str | None
+    nproc: int
+
+    @property
+    def variant_spec(self) -> VariantSpec:
+        return VARIANTS[self.variant]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(**data)
+
+
+def make_spec(variant: str, mode: str, seed: int, scratch: Path, options: dict[str, Any]) -> RunSpec:
+    """The spec of one run: the variant's protocol, shrunk by the run options tests use."""
+    v = VARIANTS[variant]
+    opts = {k: RUN_OPTIONS[k](options[k]) for k in RUN_OPTIONS if options.get(k) is not None}
+    smoke = mode == "smoke"
+    budget = opts.get("time_budget_s", v.budget_s)
+    if smoke:
+        # A smoke check proves the program runs: a few batches, no profiler.
+        budget = min(budget, 3.0)
+    return RunSpec(
+        variant=variant,
+        mode=mode,
+        seed=seed,
+        scratch=str(scratch),
+        budget_s=budget,
+        ckpt_every_s=opts.get("ckpt_every_s", v.ckpt_every_s),
+        max_steps=3 if smoke else opts.get("max_steps"),
+        profile=False if smoke else opts.get("profile", True),
+        stop_at_target=opts.get("stop_at_target", True),
+        val_tokens=min(opts.get("val_tokens", v.val_tokens), v.val_tokens),
+        threads=opts.get("threads", int(v.cpus)),
+        data_dir=opts.get("data_dir"),
+        nproc=opts.get("nproc", 0),
+    )

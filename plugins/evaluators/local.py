@@ -1,0 +1,251 @@
+"""The ``local`` evaluator: each candidate runs in a fresh, isolated child of a warm worker
+process on this machine. How the isolation works: ``progressbench.sandbox`` (platform side)
+and ``progressbench.worker`` (worker side)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from progressbench import hookimpl
+from progressbench.environment import Environment
+from progressbench.errors import UserError
+from progressbench.evaluator import EvalJob, EvalOutcome, Evaluator
+from progressbench.sandbox import (
+    DEFAULT_UID_BASE,
+    PR_SET_DUMPABLE,
+    WarmWorker,
+    WorkerLost,
+    WorkerStartError,
+    import_paths,
+    lease_uids,
+    prctl,
+    remove_tree,
+    scrubbed_environ,
+    track,
+    uid_can_read,
+)
+
+DEFAULTS: dict[str, Any] = {
+    "plugin_modules": [],
+    "drop_uid": None,
+    "uid_base": DEFAULT_UID_BASE,
+    "network": False,
+    "memory_watch": None,
+    "max_result_bytes": 16 * 1024 * 1024,
+    "pass_env": [],
+    "start_timeout": 300.0,
+    "backstop_s": 60.0,
+    "scratch_root": None,
+}
+
+
+def _import_root(module: str) -> str:
+    """The sys.path entry ``module`` is found under, for the worker's PYTHONPATH."""
+    top = module.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None:
+        raise UserError(f"plugin module {module!r} is not importable")
+    if spec.submodule_search_locations:  # a package: its parent directory
+        return str(Path(next(iter(spec.submodule_search_locations))).parent)
+    if spec.origin is None:
+        raise UserError(f"plugin module {module!r} has no file to import it from")
+    return str(Path(spec.origin).parent)
+
+
+class LocalEvaluator(Evaluator):
+    """Warm workers on this machine: ``workers`` processes import the environment's
+    ``preload`` modules once, then fork one sandboxed child per evaluation.
+
+    Options (``evaluator_options``):
+
+    - ``plugin_modules``: module names the workers import and register as plugins before
+      looking up the environment, for environments that are not installed through an entry
+      point (tests, notebooks). Each module's directory is added to the workers' PYTHONPATH.
+    - ``drop_uid`` (default: when running as root): run candidates as their own uid
+      (``uid_base`` upward, one per worker, leased machine-wide).
+    - ``network`` (default False): False keeps candidates in a network namespace with only
+      loopback, when running as root.
+    - ``memory_watch``: ``"rlimit"`` (address-space limit; default without GPUs) or ``"rss"``
+      (resident size polled and killed past the limit; the default with GPUs, since CUDA
+      reserves far more address space than it uses).
+    - ``max_result_bytes``, ``pass_env`` (extra variable names the workers may see; names
+      that look like credentials are dropped anyway), ``start_timeout`` (seconds),
+      ``backstop_s`` (how long past the job's own limits to wait for a silent worker),
+      ``scratch_root`` (where the per-evaluation scratch directories go).
+    """
+
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = "isolated children of warm worker processes on this machine"
+
+    def __init__(
+        self, env: Environment, variant: str, workers: int, options: dict[str, Any] | None = None
+    ):
+        super().__init__(env, variant, workers, options)
+        unknown = sorted(set(self.options) - set(DEFAULTS))
+        if unknown:
+            raise UserError(
+                f"unknown option(s) for the local evaluator: {', '.join(unknown)} "
+                f"(known: {', '.join(DEFAULTS)})"
+            )
+        self.settings = {**DEFAULTS, **self.options}
+        if workers < 1:
+            raise UserError("the local evaluator needs at least one worker")
+        self._workers: list[WarmWorker] = []
+        self._free: queue.Queue[WarmWorker] = queue.Queue()
+        self._leases: list[IO[str]] = []
+        self._home: Path | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._workers:
+            return
+        root = os.geteuid() == 0
+        if not root:
+            # A candidate shares our uid: without this it could read our
+            # /proc/PID/environ, API keys included.
+            with contextlib.suppress(OSError):
+                prctl(PR_SET_DUMPABLE, 0)
+        drop = root if self.settings["drop_uid"] is None else bool(self.settings["drop_uid"])
+        if drop and not root:
+            raise UserError("drop_uid needs the platform to run as root")
+        track(self)
+        try:
+            self._spawn_all(drop)
+        except BaseException:
+            self.close()
+            raise
+
+    def _spawn_all(self, drop: bool) -> None:
+        s = self.settings
+        resources = self.env.resources(self.variant)
+        cpus = len(os.sched_getaffinity(0))
+        memory_watch = s["memory_watch"] or ("rss" if resources.gpus > 0 else "rlimit")
+        if memory_watch not in ("rlimit", "rss"):
+            raise UserError(f"memory_watch must be 'rlimit' or 'rss', not {memory_watch!r}")
+        self._home = Path(tempfile.mkdtemp(prefix="progressbench-", dir=s["scratch_root"]))
+        os.chmod(self._home, 0o711)  # candidates traverse to their scratch; nothing more
+        environ = scrubbed_environ(os.environ, s["pass_env"])
+        modules = list(s["plugin_modules"])
+        extra = [_import_root(m) for m in modules]
+        if extra:
+            environ["PYTHONPATH"] = os.pathsep.join(
+                [*extra, *filter(None, [environ.get("PYTHONPATH")])]
+            )
+        uids: list[int | None] = [None] * self.workers
+        read_all = False
+        if drop:
+            leased, self._leases = lease_uids(self.workers, int(s["uid_base"]))
+            uids = list(leased)
+            read_all = not uid_can_read(leased[0], tuple(sorted({*import_paths(), *extra})))
+        for slot, uid in enumerate(uids):
+            init = {
+                "env": self.env.name,
+                "variant": self.variant,
+                "plugin_modules": modules,
+                "uid": uid,
+                "gid": uid,
+                "read_all": read_all,
+                "isolate_network": not s["network"],
+                "threads": max(1, min(round(resources.cpus), cpus)),
+                "memory_watch": memory_watch,
+                "max_result_bytes": int(s["max_result_bytes"]),
+            }
+            self._workers.append(WarmWorker(slot, init, environ, self._home))
+        # All workers warm up at once: the evaluator's start-up costs one import, not N.
+        for worker in self._workers:
+            worker.spawn()
+        deadline = time.monotonic() + float(s["start_timeout"])
+        for worker in self._workers:
+            worker.wait_ready(deadline)
+        for worker in self._workers:
+            self._free.put(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for worker in self._workers:
+            worker.hang_up()  # all at once: each cleans up its candidate in parallel
+        for worker in self._workers:
+            worker.stop()
+        for lease in self._leases:
+            lease.close()
+        if self._home is not None:
+            remove_tree(self._home)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self._workers if w.pid is not None]
+
+    @property
+    def sandbox_uids(self) -> list[int]:
+        """The uids candidates run as (empty when they keep the platform's uid)."""
+        return [w.uid for w in self._workers if w.uid is not None]
+
+    # --- evaluation ----------------------------------------------------------------------
+    def evaluate(self, job: EvalJob) -> EvalOutcome:
+        started = time.monotonic()
+        outcome = self._evaluate(job)
+        outcome.total_s = time.monotonic() - started
+        return outcome
+
+    def _evaluate(self, job: EvalJob) -> EvalOutcome:
+        try:
+            message = job.model_dump(mode="json")
+        except PydanticSerializationError as exc:
+            return EvalOutcome(status="error", error=f"the job is not JSON-serialisable: {exc}")
+        worker = self._acquire()
+        if worker is None:
+            return EvalOutcome(status="worker-lost", error="the evaluator is closed")
+        phases = 2 if job.mode == "full" and self.env.verifies else 1
+        deadline = time.monotonic() + phases * job.limits.seconds + self.settings["backstop_s"]
+        reviving = False
+        try:
+            if not worker.alive:  # a restart after an earlier loss failed: try once more
+                worker.restart(time.monotonic() + float(self.settings["start_timeout"]))
+            reply = worker.run(message, deadline)
+            return EvalOutcome.model_validate(reply)
+        except (WorkerLost, WorkerStartError) as exc:
+            worker.kill()  # now, not in the background: nothing of the candidate outlives this
+            if not self._closed:
+                reviving = True
+                threading.Thread(target=self._revive, args=(worker,), daemon=True).start()
+            return EvalOutcome(status="worker-lost", error=str(exc))
+        except ValidationError as exc:
+            return EvalOutcome(status="error", error=f"the worker's outcome is malformed: {exc}")
+        finally:
+            if not reviving:
+                self._free.put(worker)
+
+    def _acquire(self) -> WarmWorker | None:
+        """A free worker (blocking), or None once the evaluator is closed."""
+        while not self._closed:
+            with contextlib.suppress(queue.Empty):
+                return self._free.get(timeout=0.2)
+        return None
+
+    def _revive(self, worker: WarmWorker) -> None:
+        """Restart a lost worker in the background, so the next job finds it warm."""
+        # A failure here is retried, and reported, by the next evaluate() that gets it.
+        with contextlib.suppress(WorkerLost, WorkerStartError):
+            worker.restart(time.monotonic() + float(self.settings["start_timeout"]))
+        self._free.put(worker)
+
+
+@hookimpl
+def register_evaluators(register):
+    register(LocalEvaluator)

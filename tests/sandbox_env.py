@@ -1,0 +1,63 @@
+"""Test environments for tests/test_sandbox.py, importable by the sandbox workers too (the
+local evaluator's ``plugin_modules`` option makes them import and register this module)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from progressbench import hookimpl
+from progressbench.environment import Assessment, Environment, Objective, SandboxContext
+from progressbench.loader import load_program
+
+
+class SandboxTestEnv(Environment):
+    """``run`` returns ``{"value": main()}`` of the candidate program."""
+
+    name: ClassVar[str] = "sandbox-test"
+
+    def objective(self, variant: str) -> Objective:
+        return Objective(metric="value", direction="maximize")
+
+    def baseline(self, variant: str) -> str:
+        return "def main():\n    return 1\n"
+
+    def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        return {"value": load_program(program).main()}
+
+    def assess(
+        self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str
+    ) -> Assessment:
+        return Assessment(valid=True, score=float(raw["value"]))
+
+
+class SandboxVerifyEnv(SandboxTestEnv):
+    """Also verifies: reports its own pid and what ``run`` left in scratch."""
+
+    name: ClassVar[str] = "sandbox-test-verify"
+    verifies: ClassVar[bool] = True
+
+    def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        return {"value": load_program(program).main(), "pid": os.getpid()}
+
+    def verify(self, program: Path, raw: dict[str, Any], ctx: SandboxContext) -> dict[str, Any]:
+        artifact = ctx.scratch / "artifact.txt"
+        return {
+            "pid": os.getpid(),
+            "mode": ctx.mode,
+            "artifact": artifact.read_text() if artifact.exists() else None,
+            "raw_value": raw.get("value"),
+        }
+
+
+class SandboxTorchEnv(SandboxTestEnv):
+    name: ClassVar[str] = "sandbox-test-torch"
+    preload: ClassVar[tuple[str, ...]] = ("torch",)
+
+
+@hookimpl
+def register_environments(register):
+    register(SandboxTestEnv())
+    register(SandboxVerifyEnv())
+    register(SandboxTorchEnv())
