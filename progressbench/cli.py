@@ -240,12 +240,47 @@ def ideas(run_id: str, db: str | None) -> None:
 @click.option("--env", help="only this environment")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
               default="table", show_default=True)
+@click.option("--verified-only", is_flag=True, help="only runs whose best program passed `verify`")
 @_db_option
-def leaderboard(env: str | None, fmt: str, db: str | None) -> None:
-    """Rank agent + strategy runs on each environment (variants never mixed)."""
+def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) -> None:
+    """Rank agent + strategy runs on each environment (variants never mixed).
+
+    The "verified" column shows the verdict of `progressbench verify` on the run's best program.
+    """
     from progressbench import leaderboard as lb
 
-    click.echo(lb.render(lb.rows(_open(db), env), fmt))
+    click.echo(lb.render(lb.rows(_open(db), env, verified_only), fmt))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--program", "program_id", type=int, help="the program to verify [the run's best]")
+@click.option("--repeats", type=click.IntRange(2, 1000), default=5, show_default=True,
+              help="independent re-runs with fresh seeds")
+@click.option("--workers", type=click.IntRange(1, 256), help="parallel re-runs [as the run]")
+@_db_option
+def verify(run_id: str, program_id: int | None, repeats: int, workers: int | None, db: str | None) -> None:
+    """Re-run a program K times with fresh seeds and test its result statistically.
+
+    Records mean, spread and a one-sample t-test against the objective's target (nanogpt:
+    mean val loss below the target with p < 0.01), and the comparison with the reference.
+    The leaderboard marks verified runs.
+    """
+    from progressbench.verify import verify_program
+
+    result = verify_program(_open(db), run_id, program_id, repeats, workers,
+                            say=lambda m: click.echo(m, err=True))
+    click.echo(result.summary)
+
+
+@cli.command()
+def doctor() -> None:
+    """Report the isolation this machine gives candidate programs, and what is missing."""
+    from progressbench.sandbox import capabilities
+
+    for key, value in capabilities().items():
+        mark = "yes" if value is True else "no" if value is False else value
+        click.echo(f"{key:>24}: {mark}")
 
 
 @cli.command()

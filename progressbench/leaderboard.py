@@ -26,6 +26,7 @@ COLUMNS = [
     ("usd", "USD"),
     ("wall", "wall"),
     ("status", "status"),
+    ("verified", "verified"),
 ]
 
 
@@ -39,10 +40,22 @@ def _objective(env: str, variant: str) -> Objective | None:
         return None
 
 
-def rows(store: Store, env: str | None = None) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def rows(
+    store: Store, env: str | None = None, verified_only: bool = False
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Leaderboard rows by (env, variant), best first; variants are never mixed."""
+    # The latest verification of each run's best program marks the row.
+    checks: dict[str, Any] = {}
+    for v in store.verifications():
+        checks[v.run_id] = v
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in store.runs(env):
+        check = checks.get(run.id)
+        if check is not None and check.program_id != run.best_program_id:
+            check = None
+        checks[run.id] = check
+        if verified_only and (check is None or check.verdict != "verified"):
+            continue
         groups.setdefault((run.env, run.variant), []).append(run)
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (env_name, variant), runs in sorted(groups.items()):
@@ -50,12 +63,12 @@ def rows(store: Store, env: str | None = None) -> dict[tuple[str, str], list[dic
         ranked = sorted(runs, key=lambda r: (r.best_score is None, -(r.best_score or 0.0)))
         table = []
         for i, run in enumerate(ranked, 1):
-            table.append(_row(i, run, objective))
+            table.append(_row(i, run, objective, checks.get(run.id)))
         out[(env_name, variant)] = table
     return out
 
 
-def _row(rank: int, run: Run, objective: Objective | None) -> dict[str, Any]:
+def _row(rank: int, run: Run, objective: Objective | None, check: Any) -> dict[str, Any]:
     best, ref = run.best_metric, run.reference_metric
     delta = gap = None
     record_name = None
@@ -84,6 +97,10 @@ def _row(rank: int, run: Run, objective: Objective | None) -> dict[str, Any]:
         "usd": run.cost_usd,
         "wall": run.wall_time_s,
         "status": run.status,
+        "verified": None if check is None else check.verdict,
+        "verified_mean": None if check is None else check.mean,
+        "verified_p": None if check is None else check.p_value,
+        "verified_repeats": None if check is None else check.repeats,
     }
 
 
@@ -98,6 +115,8 @@ def _cell(key: str, value: Any) -> str:
         return f"{100 * value:.0f}%"
     if key == "usd":
         return f"{value:.4f}"
+    if key == "verified":
+        return {"verified": "yes", "not-verified": "no", "failed": "failed"}.get(value, str(value))
     if key == "wall":
         m, s = divmod(int(value), 60)
         return f"{m}m{s:02d}s"

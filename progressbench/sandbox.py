@@ -456,12 +456,15 @@ class WarmWorker:
         if reply is not None and reply.get("op") == "ready":
             self.info = reply
             return
-        error = reply.get("error", "") if reply else "the worker exited during start-up"
+        error = str(reply.get("error", "")).strip() if reply else ""
         self.kill()
         log = read_tail(self._log, 2000).strip()
+        details = "\n".join(part for part in (error, log) if part)
+        # The cause (a traceback's last line) first: it is what a one-line report shows.
+        cause = details.splitlines()[-1] if details else "the worker exited during start-up"
         raise WorkerStartError(
-            f"sandbox worker {self.slot} failed to start: {str(error).strip()}"
-            + (f"\nworker log:\n{log}" if log and log not in str(error) else "")
+            f"sandbox worker {self.slot} failed to start: {cause}"
+            + (f"\n{details}" if details != cause else "")
         )
 
     def run(self, job: dict[str, Any], deadline: float) -> dict[str, Any]:
@@ -472,6 +475,7 @@ class WarmWorker:
         if sock is None or self._proc is None:
             raise WorkerLost("the worker is not running")
         try:
+            sock.settimeout(None)  # a timeout left from the last reply must not cut this send
             send_message(sock, {"op": "job", **job})
             while True:
                 message = recv_message(sock, deadline)

@@ -170,6 +170,27 @@ class Attempt(SQLModel, table=True):
     program_id: int | None = None
 
 
+class Verification(SQLModel, table=True):
+    """A statistically verified record: one program re-run K times with fresh seeds."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    program_id: int = Field(foreign_key="program.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    repeats: int
+    n_valid: int = 0
+    metric: str = ""
+    mean: float | None = None
+    std: float | None = None
+    # One-sample t-test against the objective's target (or the reference's mean without one).
+    p_value: float | None = None
+    reference_mean: float | None = None
+    # verified | not-verified | failed
+    verdict: str = "failed"
+    summary: str = Field(default="", sa_column=Column(SAText))
+    details_json: str = Field(default="{}", sa_column=Column(SAText))
+
+
 class LLMCallRecord(SQLModel, table=True):
     __tablename__ = "llm_call"
     id: int | None = Field(default=None, primary_key=True)
@@ -392,6 +413,13 @@ class Store:
         with self.session() as s:
             q = select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.id)
             return list(s.exec(q).all())
+
+    def verifications(self, run_id: str | None = None) -> list[Verification]:
+        with self.session() as s:
+            q = select(Verification)
+            if run_id:
+                q = q.where(Verification.run_id == run_id)
+            return list(s.exec(q.order_by(Verification.id)).all())
 
     def run_cost(self, run_id: str) -> float:
         with self.session() as s:

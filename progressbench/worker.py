@@ -200,7 +200,13 @@ class Worker:
 
     # --- the loop ----------------------------------------------------------------------
     def serve(self) -> None:
-        while (message := recv_message(self.sock)) is not None:
+        while True:
+            try:
+                message = recv_message(self.sock)
+            except OSError:  # the platform died without hanging up
+                return
+            if message is None:
+                return
             if message.get("op") != "job":
                 continue
             try:

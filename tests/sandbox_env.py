@@ -56,8 +56,16 @@ class SandboxTorchEnv(SandboxTestEnv):
     preload: ClassVar[tuple[str, ...]] = ("torch",)
 
 
+class SandboxBrokenEnv(SandboxTestEnv):
+    """Its workers cannot start: a preload module that does not exist."""
+
+    name: ClassVar[str] = "sandbox-test-broken"
+    preload: ClassVar[tuple[str, ...]] = ("progressbench_no_such_module",)
+
+
 @hookimpl
 def register_environments(register):
     register(SandboxTestEnv())
     register(SandboxVerifyEnv())
     register(SandboxTorchEnv())
+    register(SandboxBrokenEnv())

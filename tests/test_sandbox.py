@@ -21,6 +21,7 @@ import sandbox_env
 from progressbench import plugins, sandbox
 from progressbench.errors import UserError
 from progressbench.evaluator import EvalJob, EvalOutcome, Limits
+from progressbench.sandbox import WorkerStartError
 from progressbench_plugins.evaluators.local import LocalEvaluator
 
 pytestmark = [
@@ -179,6 +180,12 @@ def test_registered_as_the_local_evaluator() -> None:
 def test_unknown_option_fails_loudly() -> None:
     with pytest.raises(UserError, match="unknown option"):
         LocalEvaluator(plugins.get_environment("sandbox-test"), "default", 1, {"wrokers": 2})
+
+
+def test_worker_start_failure_is_explained() -> None:
+    with pytest.raises(WorkerStartError, match="No module named 'progressbench_no_such_module'"):
+        with evaluator("sandbox-test-broken", workers=2):
+            pass
 
 
 def test_capabilities_describe_the_machine() -> None:

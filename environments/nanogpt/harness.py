@@ -1,0 +1,535 @@
+"""The protected harness, run side: it runs a program's ``train(model, h)`` and records what
+the training earned, in a form the verifier can check from a fresh process.
+
+The program defines ``build_model(vocab_size) -> nn.Module`` (the model maps token ids
+[B, T] to logits [B, T, >= vocab_size] and must be causal) and ``train(model, h)``. The
+harness owns, and hands over only through ``h``:
+
+- the train token stream (``h.batches``): the only data the run process ever holds besides a
+  held-out probe set of the same distribution. The validation tokens never enter it;
+- the clock (``h.elapsed``): wall time of ``train``, paused while the harness checkpoints,
+  probes or generates corpus, and during ``h.warmup()`` (compilation), up to a cap;
+- the seed, the target and the budget: the stream ends when the training clock passes the
+  budget, or when the probe loss at a checkpoint says the target is reached.
+
+At every checkpoint (every ``ckpt_every_s`` of training) the harness saves the weights with a
+digest and scores them on the probe set; ``verify`` later recomputes both from the files,
+scores the validation set, and compares.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from progressbench.loader import load_program
+
+from . import data, integrity, losses, telemetry
+from .config import RunSpec
+from .losses import ProgramError
+
+# Bound before any program code runs: rebinding time.perf_counter, torch.cuda.synchronize,
+# torch.save, nn.Module.state_dict... in the program changes nothing the harness measures.
+_now = time.perf_counter
+_cuda_sync = torch.cuda.synchronize
+_autograd_backward = torch.autograd.backward
+_autograd_grad = torch.autograd.grad
+_state_dict = torch.nn.Module.state_dict
+_load_state_dict = torch.nn.Module.load_state_dict
+_save = torch.save
+_register_step_pre = torch.optim.optimizer.register_optimizer_step_pre_hook
+_register_step_post = torch.optim.optimizer.register_optimizer_step_post_hook
+_all_reduce = dist.all_reduce
+_broadcast = dist.broadcast
+
+CHECKPOINT_DIR = "nanogpt"
+SMOKE_PROBE_WINDOWS = 8
+LOSS_CURVE_POINTS = 64
+# With several processes, stop/checkpoint decisions are broadcast from rank 0 every this many
+# batches (a host sync each time; every batch would cost the speedrun measurable throughput).
+DIST_SYNC_EVERY = 8
+# Stop early only when the probe is this far below the target: probe and validation sets are
+# different samples, and stopping on a probe fluke would leave the run short of the target.
+STOP_MARGIN = 0.01
+
+
+class Harness:
+    """What ``train(model, h)`` gets.
+
+    Attributes: ``device``, ``vocab_size``, ``rank``, ``world_size``, ``seed``, ``budget_s``
+    (training-clock budget), ``target`` (the validation loss to reach), ``eval_seq_len`` (the
+    context the validation gives the model), ``smoke`` (True in the quick pre-check), ``variant``.
+
+    - ``h.batches(batch_size, seq_len)``: an iterator of ``(x, y)`` int64 tensors on ``device``,
+      shape [batch_size, seq_len], ``y`` being ``x`` shifted by one token. Every iterator reads
+      the same stream (a new one may change shapes: sequence-length schedules work). It ends
+      when the budget is spent, the target is reached, or the data runs out.
+    - ``h.elapsed()``: seconds on the training clock so far.
+    - ``with h.warmup(): ...``: compile or warm kernels with ``h.random_batch`` data; the clock
+      stops, and on exit the model's weights, the optimizers' state and the RNG are restored.
+    - ``h.random_batch(batch_size, seq_len)``: random tokens shaped like a batch.
+    """
+
+    __slots__ = (
+        "device", "vocab_size", "rank", "world_size", "seed", "budget_s", "target",
+        "eval_seq_len", "smoke", "variant", "batches", "elapsed", "warmup", "random_batch",
+    )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"<nanogpt harness {self.variant} on {self.device}, rank {self.rank}/{self.world_size}>"
+
+
+class _Batches:
+    __slots__ = ("_next",)
+
+    def __init__(self, fetch: Callable[[], tuple[torch.Tensor, torch.Tensor] | None]):
+        self._next = fetch
+
+    def __iter__(self) -> _Batches:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self._next()
+        if item is None:
+            raise StopIteration
+        return item
+
+
+class Clock:
+    """Training time: wall time while running; on CUDA, synchronised before it is read at a
+    pause, so queued kernels are charged to the interval that launched them."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        self._total = 0.0
+        self._since: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._since is not None
+
+    def start(self) -> None:
+        self._since = _now()
+
+    def pause(self) -> None:
+        if self._since is None:
+            return
+        if self.cuda:
+            _cuda_sync()
+        self._total += _now() - self._since
+        self._since = None
+
+    def charge(self, seconds: float) -> None:
+        self._total += seconds
+
+    def elapsed(self) -> float:
+        return self._total + (_now() - self._since if self._since is not None else 0.0)
+
+
+def _distributed(spec: RunSpec) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = spec.variant != "tiny" and torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    return rank, world, device
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Run:
+    """The harness's state for one run; the program only reaches it through ``Harness``."""
+
+    def __init__(self, spec: RunSpec, program: Path, rank: int, world: int, device: torch.device):
+        self.spec = spec
+        self.v = spec.variant_spec
+        self.program = program
+        self.rank, self.world, self.device = rank, world, device
+        self.cuda = device.type == "cuda"
+        self.smoke = spec.mode == "smoke"
+        self.ckpt_dir = Path(spec.scratch) / CHECKPOINT_DIR
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.stream = data.TrainStream(spec)
+        probe_tokens = self.v.eval_seq_len * SMOKE_PROBE_WINDOWS if self.smoke else self.v.probe_tokens
+        self.probe = losses.windows(self.stream.probe(probe_tokens), self.v.eval_seq_len).to(device)
+        self.clock = Clock(self.cuda)
+        self.sections = telemetry.Sections(_now, _cuda_sync if self.cuda else None)
+        self.profiler = telemetry.ProfileWindow(self.cuda, self.v.profile_steps) if spec.profile else None
+        self.profile_at = min(self.v.profile_at_s, 0.25 * spec.budget_s)
+        self.peak_flops, self.peak_source = telemetry.peak_flops(device) if spec.profile else (None, "")
+        self.model: torch.nn.Module | None = None
+        self.tokens = 0
+        self.fetches = 0
+        self.next_ckpt = spec.ckpt_every_s
+        self.checkpoints: list[dict[str, Any]] = []
+        self.stop_reason = ""
+        self.in_warmup = False
+        self.warmup_s = 0.0
+        self.excluded_s = 0.0
+        self.train_losses: list[tuple[float, int, torch.Tensor]] = []
+        self.profile_result: dict[str, Any] | None = None
+        self.tampered: set[str] = set()
+        self.thread_violations: set[str] = set()
+        self.start_rss_kb = 0
+        self.smoke_causality: dict[str, float] = {}
+        self.sentinel = integrity.Sentinel(program, data.protected_paths(spec), self.ckpt_dir)
+        self.random = torch.Generator(device=device)
+        self.random.manual_seed(spec.seed + 1)
+        self._pause_depth = 0
+        self._watch: integrity.PatchWatch | None = None
+        self._threads_before: set[int] = set()
+
+    # --- clock -------------------------------------------------------------------------------
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Harness work: off the training clock and out of the sections."""
+        self._pause_depth += 1
+        outer = self._pause_depth == 1 and self.clock.running
+        if outer:
+            self.clock.pause()
+            self.sections.pause()
+        t0 = _now()
+        try:
+            yield
+        finally:
+            self._pause_depth -= 1
+            if outer:
+                self.excluded_s += _now() - t0
+                self.sections.resume()
+                self.clock.start()
+
+    # --- the train stream ---------------------------------------------------------------------
+    def fetch(self, batch_size: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.in_warmup:
+            raise ProgramError("h.batches() is not available inside h.warmup(); use h.random_batch()")
+        if self.stop_reason or self._stop_before_fetch(batch_size * seq_len * self.world):
+            return None
+        self.sections.mark("data_start")
+        n = batch_size * seq_len
+        tokens = self.stream.read(n * self.world)
+        local = torch.from_numpy(np.array(tokens[self.rank * n : self.rank * n + n + 1]))
+        if self.cuda:
+            local = local.pin_memory().to(self.device, non_blocking=True)
+        x, y = local[:-1].view(batch_size, seq_len), local[1:].view(batch_size, seq_len)
+        self.tokens += n * self.world
+        self.fetches += 1
+        self.sections.mark("data_end")
+        return x, y
+
+    def _stop_before_fetch(self, total: int) -> bool:
+        if self.spec.max_steps is not None and self.fetches >= self.spec.max_steps:
+            self.stop_reason = "max_steps"
+            return True
+        if not self.stream.available(total):
+            self.stop_reason = "data exhausted"
+            return True
+        if self.stream.pending(total):
+            with self.paused():
+                self.stream.refill(total)
+        elapsed = self.clock.elapsed()
+        over, due = elapsed >= self.spec.budget_s, elapsed >= self.next_ckpt
+        if self.world > 1:
+            if self.fetches % DIST_SYNC_EVERY:
+                over = due = False
+            else:
+                over, due = self._agree(over, due)
+        if over:
+            self.stop_reason = "budget"
+            return True
+        if due:
+            self.checkpoint()
+            while self.next_ckpt <= self.clock.elapsed():
+                self.next_ckpt += self.spec.ckpt_every_s
+            if self.spec.stop_at_target and self.checkpoints[-1]["probe_loss"] <= self.v.target - STOP_MARGIN:
+                self.stop_reason = "target"
+                return True
+        self._profile_step(elapsed)
+        return False
+
+    def _final_checkpoint_due(self) -> bool:
+        """Unless the last checkpoint already holds the final state: no batch since, and no
+        time either (work after the stream ended changes the weights without a batch)."""
+        last = self.checkpoints[-1] if self.checkpoints else None
+        due = last is None or last["steps"] != self.fetches or self.clock.elapsed() > last["train_time_s"] + 1e-3
+        if self.world > 1:
+            due = self._agree(due, False)[0]
+        return due
+
+    def _agree(self, over: bool, due: bool) -> tuple[bool, bool]:
+        """Rank 0's clock decides for everyone, so that all ranks checkpoint together."""
+        flags = torch.tensor([float(over), float(due)], device=self.device)
+        _broadcast(flags, src=0)
+        return bool(flags[0] > 0), bool(flags[1] > 0)
+
+    def _profile_step(self, elapsed: float) -> None:
+        p = self.profiler
+        if p is None or self.rank != 0:
+            return
+        if not p.running and not p.done and elapsed >= self.profile_at:
+            with self.paused():
+                p.start(self.fetches, self.tokens)
+        elif p.due(self.fetches):
+            with self.paused():
+                self.profile_result = p.stop(self.fetches, self.tokens)
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def probe_loss(self) -> float:
+        assert self.model is not None
+        shard = self.probe[self.rank :: self.world]
+        ev = losses.evaluate(self.model, shard, self.v.vocab_size, self.v.eval_batch)
+        if self.world == 1:
+            return ev.mean
+        totals = torch.tensor([float(ev.per_window.sum()), float(ev.per_window.size)], dtype=torch.float64, device=self.device)
+        _all_reduce(totals)
+        return float(totals[0] / totals[1])
+
+    def checkpoint(self) -> None:
+        assert self.model is not None
+        with self.paused():
+            self._integrity()
+            record: dict[str, Any] = {
+                "index": len(self.checkpoints),
+                "train_time_s": round(self.clock.elapsed(), 4),
+                "tokens": self.tokens,
+                "steps": self.fetches,
+            }
+            if self.rank == 0 and not self.smoke:
+                state = {k: t.detach().to("cpu", copy=True) for k, t in _state_dict(self.model).items()}
+                record["digest"] = integrity.state_digest(state)
+                path = self.ckpt_dir / f"ckpt_{record['index']:03d}.pt"
+                with self.sentinel.suspended():
+                    _save(state, path)
+                record["file"] = path.name
+            record["probe_loss"] = self.probe_loss()
+            self.checkpoints.append(record)
+
+    def _integrity(self) -> None:
+        if self._watch is not None:
+            self.tampered.update(self._watch.changes())
+        self.thread_violations.update(integrity.program_threads(self._threads_before, self.program))
+
+    # --- warm-up -------------------------------------------------------------------------------
+    @contextmanager
+    def warmup(self) -> Iterator[None]:
+        if self.in_warmup:
+            raise ProgramError("h.warmup() blocks cannot be nested")
+        assert self.model is not None
+        model = self.model
+        saved_model = {k: t.detach().clone() for k, t in _state_dict(model).items()}
+        saved_rng = torch.get_rng_state()
+        saved_cuda_rng = torch.cuda.get_rng_state_all() if self.cuda else None
+        saved_optim: dict[int, tuple[torch.optim.Optimizer, dict[str, Any]]] = {}
+
+        def remember(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            if id(opt) not in saved_optim:
+                saved_optim[id(opt)] = (opt, copy.deepcopy(opt.state_dict()))
+
+        handle = _register_step_pre(remember)
+        self.clock.pause()
+        self.sections.pause()
+        t0 = _now()
+        self.in_warmup = True
+        try:
+            yield
+        finally:
+            self.in_warmup = False
+            handle.remove()
+            with torch.no_grad():
+                for key, tensor in _state_dict(model, keep_vars=True).items():
+                    tensor.copy_(saved_model[key])
+            for opt, state in saved_optim.values():
+                opt.load_state_dict(state)
+            model.zero_grad(set_to_none=True)
+            torch.set_rng_state(saved_rng)
+            if saved_cuda_rng is not None:
+                torch.cuda.set_rng_state_all(saved_cuda_rng)
+            spent = _now() - t0
+            # Compilation is free up to the cap; beyond it, warm-up is charged as training.
+            over_before = max(0.0, self.warmup_s - self.v.warmup_cap_s)
+            self.warmup_s += spent
+            self.clock.charge(max(0.0, self.warmup_s - self.v.warmup_cap_s) - over_before)
+            self.sections.resume()
+            self.clock.start()
+
+    def random_batch(self, batch_size: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = torch.randint(
+            0, self.v.vocab_size, (batch_size, seq_len + 1), generator=self.random, device=self.device
+        )
+        return tokens[:, :-1], tokens[:, 1:]
+
+    # --- telemetry probes -------------------------------------------------------------------
+    def record_loss(self, tensors: Any) -> None:
+        if isinstance(tensors, torch.Tensor) and tensors.numel() == 1 and self.clock.running and not self.in_warmup:
+            self.train_losses.append((self.clock.elapsed(), self.tokens, tensors.detach()))
+
+    def install_probes(self) -> Callable[[], None]:
+        """Wrap backward and hook optimizer steps; returns the undo."""
+
+        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            self.sections.mark("bwd_start")
+            self.record_loss(tensors)
+            try:
+                return _autograd_backward(tensors, *args, **kwargs)
+            finally:
+                self.sections.mark("bwd_end")
+
+        def grad(*args: Any, **kwargs: Any) -> Any:
+            self.sections.mark("bwd_start")
+            try:
+                return _autograd_grad(*args, **kwargs)
+            finally:
+                self.sections.mark("bwd_end")
+
+        backward.__doc__, grad.__doc__ = _autograd_backward.__doc__, _autograd_grad.__doc__
+        torch.autograd.backward, torch.autograd.grad = backward, grad
+        pre = _register_step_pre(lambda opt, args, kwargs: self.sections.mark("opt_start"))
+        post = _register_step_post(lambda opt, args, kwargs: self.sections.mark("opt_end"))
+
+        def undo() -> None:
+            torch.autograd.backward, torch.autograd.grad = _autograd_backward, _autograd_grad
+            pre.remove()
+            post.remove()
+
+        return undo
+
+    # --- the whole run --------------------------------------------------------------------------
+    def handle(self) -> Harness:
+        h = Harness.__new__(Harness)
+        h.device, h.vocab_size, h.rank, h.world_size = self.device, self.v.vocab_size, self.rank, self.world
+        h.seed, h.budget_s, h.target = self.spec.seed, self.spec.budget_s, self.v.target
+        h.eval_seq_len, h.smoke, h.variant = self.v.eval_seq_len, self.smoke, self.v.name
+        h.batches = lambda batch_size, seq_len: _Batches(lambda: self.fetch(int(batch_size), int(seq_len)))
+        h.elapsed = lambda: self.clock.elapsed()
+        h.warmup = lambda: self.warmup()
+        h.random_batch = lambda batch_size, seq_len: self.random_batch(int(batch_size), int(seq_len))
+        return h
+
+    def execute(self) -> None:
+        undo = self.install_probes()
+        # Snapshot after our own patches (so they are not reported), before any program code.
+        self._watch = integrity.PatchWatch()
+        self._threads_before = {t.ident for t in threading.enumerate() if t.ident is not None}
+        telemetry.reset_peak_rss()
+        self.start_rss_kb = telemetry.memory_kb("VmRSS")
+        try:
+            with self.sentinel.active():
+                module = load_program(self.program)
+                build, train = getattr(module, "build_model", None), getattr(module, "train", None)
+                if not callable(build) or not callable(train):
+                    raise ProgramError("the program must define build_model(vocab_size) and train(model, h)")
+                _seed_everything(self.spec.seed)
+                model = build(self.v.vocab_size)
+                if not isinstance(model, torch.nn.Module):
+                    raise ProgramError(f"build_model must return a torch.nn.Module, got {type(model).__name__}")
+                self.model = model.to(self.device)
+                self.clock.start()
+                self.sections.resume()
+                train(self.model, self.handle())
+                self.clock.pause()
+                self.sections.pause()
+                if self.profiler is not None and self.profiler.running:
+                    self.profile_result = self.profiler.stop(self.fetches, self.tokens)
+                if self._final_checkpoint_due():
+                    self.checkpoint()
+                if self.smoke:
+                    self.smoke_causality = losses.causality(self.model, self.probe, self.v.vocab_size)
+                self._integrity()
+        finally:
+            undo()
+
+    def result(self) -> dict[str, Any]:
+        assert self.model is not None
+        train_time = self.clock.elapsed()
+        params = {id(p): p.numel() for p in self.model.parameters()}
+        curve = [[t, float(tok), float(loss)] for t, tok, loss in self.train_losses]
+        tel: dict[str, Any] = {
+            "device": self._device_name(),
+            "sections": self.sections.summary(),
+            "profile": self.profile_result,
+            "memory": self._memory(),
+            "tokens_per_s": self.tokens / train_time if train_time > 0 else 0.0,
+            "peak_flops": self.peak_flops,
+            "peak_flops_source": self.peak_source,
+            "train_curve": telemetry.downsample(curve, LOSS_CURVE_POINTS),
+            "probe_curve": [[c["train_time_s"], c["tokens"], c["probe_loss"]] for c in self.checkpoints],
+        }
+        fpt = (self.profile_result or {}).get("flops_per_token")
+        if fpt and self.peak_flops:
+            tel["mfu"] = tel["tokens_per_s"] * fpt / (self.peak_flops * self.world)
+        return {
+            "ok": True,
+            "variant": self.v.name,
+            "mode": self.spec.mode,
+            "seed": self.spec.seed,
+            "world_size": self.world,
+            "budget_s": self.spec.budget_s,
+            "target": self.v.target,
+            "train_time_s": round(train_time, 4),
+            "tokens": self.tokens,
+            "steps": self.fetches,
+            "stop_reason": self.stop_reason or "train() returned",
+            "warmup_s": round(self.warmup_s, 4),
+            "excluded_s": round(self.excluded_s, 4),
+            "params": int(sum(params.values())),
+            "checkpoints": self.checkpoints,
+            "telemetry": tel,
+            "violations": list(self.sentinel.violations)
+            + [f"ran program code in a background thread ({name})" for name in sorted(self.thread_violations)],
+            "tampered": sorted(self.tampered),
+        }
+
+    def _device_name(self) -> str:
+        if self.cuda:
+            return f"{torch.cuda.get_device_name(self.device)} x{self.world}"
+        return f"cpu ({torch.get_num_threads()} threads) x{self.world}"
+
+    def _memory(self) -> dict[str, float]:
+        mem = {
+            "peak_rss_mb": telemetry.memory_kb("VmHWM") / 1024,
+            "start_rss_mb": self.start_rss_kb / 1024,
+        }
+        if self.cuda:
+            mem["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+            mem["cuda_peak_reserved_mb"] = torch.cuda.max_memory_reserved(self.device) / 2**20
+        return mem
+
+
+def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
+    """Run the program's training under the harness; the raw result for ``verify``/``assess``."""
+    rank, world, device = _distributed(spec)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, spec.threads))
+    run = _Run(spec, Path(program), rank, world, device)
+    try:
+        run.execute()
+    except Exception as exc:
+        # An attempt the sentinel refused usually surfaces as an exception in the program:
+        # report the violation (an invalid run, with its reason) rather than a crash.
+        if run.sentinel.violations:
+            return {"ok": False, "violations": list(run.sentinel.violations), "error": f"{type(exc).__name__}: {exc}"}
+        raise
+    raw = run.result()
+    if run.smoke:
+        raw["causality"] = run.smoke_causality
+        raw.pop("telemetry")
+    return raw

@@ -1,0 +1,208 @@
+"""The protected harness, verification side: a fresh process that trusts only the checkpoint
+files (by digest) and the program's model definition.
+
+For every checkpoint the run recorded, it loads the weights into ``build_model(vocab_size)``,
+checks the model holds exactly those weights, scores the validation set (which only ever exists
+in this process) with the harness's own cross-entropy, and rescores the probe set to compare
+with the run's number. On the checkpoints that decide the result it also checks that the model
+is causal, that its loss on never-seen samples of the validation source is not suspiciously
+worse (tiny), and that torch's loss agrees with a numpy recomputation.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from progressbench.loader import load_program
+
+from . import data, integrity, losses
+from .config import RunSpec
+from .harness import CHECKPOINT_DIR, _seed_everything
+from .losses import ProgramError
+
+_load = torch.load
+_state_dict = torch.nn.Module.state_dict
+_load_state_dict = torch.nn.Module.load_state_dict
+QUARANTINE = ".quarantine"
+SPOT_EVERY = 8  # one numpy-recomputed token per this many validation batches
+
+
+def _checkpoints(raw: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
+    """The run's checkpoint records, shape-checked (``raw`` passed through program-reachable
+    memory, so nothing in it is taken on faith)."""
+    found = []
+    for item in raw.get("checkpoints") or []:
+        try:
+            name = str(item["file"])
+            record = {
+                "index": int(item["index"]),
+                "file": name,
+                "digest": str(item["digest"]),
+                "train_time_s": float(item["train_time_s"]),
+                "tokens": int(item["tokens"]),
+                "probe_loss": float(item["probe_loss"]),
+            }
+        except (KeyError, TypeError, ValueError):
+            continue
+        if Path(name).name != name or not (directory / name).is_file():
+            continue
+        found.append(record)
+    return found
+
+
+@contextmanager
+def _quarantined(scratch: Path, keep: Path) -> Any:
+    """Move everything the run left in scratch, other than the checkpoints, under ``keep``
+    (which the sentinel refuses to the program), and back afterwards: files written after a
+    checkpoint must not reach the model while that checkpoint is being scored."""
+    jail = keep / QUARANTINE
+    jail.mkdir(exist_ok=True)
+    moved = []
+    for entry in scratch.iterdir():
+        if entry.resolve() != keep.resolve():
+            target = jail / entry.name
+            entry.rename(target)
+            moved.append((target, entry))
+    for name in os.listdir(keep):
+        path = keep / name
+        if name != QUARANTINE and not name.startswith("ckpt_"):
+            path.rename(jail / ("ckpt-dir-" + name))
+    try:
+        yield
+    finally:
+        for target, entry in moved:
+            if target.exists() and not entry.exists():
+                target.rename(entry)
+        shutil.rmtree(jail, ignore_errors=True)
+
+
+class _Verifier:
+    def __init__(self, program: Path, raw: dict[str, Any], spec: RunSpec):
+        self.program = program
+        self.raw = raw
+        self.spec = spec
+        self.v = spec.variant_spec
+        self.scratch = Path(spec.scratch)
+        self.ckpt_dir = self.scratch / CHECKPOINT_DIR
+        cuda = spec.variant != "tiny" and torch.cuda.is_available()
+        self.device = torch.device("cuda", 0) if cuda else torch.device("cpu")
+        self.sentinel = integrity.Sentinel(program, data.protected_paths(spec), self.ckpt_dir)
+        self.sentinel.deny_reads = True
+
+    def windows(self, tokens: np.ndarray | None) -> torch.Tensor | None:
+        if tokens is None:
+            return None
+        return losses.windows(tokens, self.v.eval_seq_len).to(self.device)
+
+    def run(self) -> dict[str, Any]:
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, self.spec.threads))
+        records = _checkpoints(self.raw, self.ckpt_dir)
+        if not records:
+            return {"ok": False, "error": "the run left no checkpoint to verify"}
+        val = self.windows(data.validation_tokens(self.spec))
+        probe = self.windows(data.TrainStream(self.spec).probe(self.v.probe_tokens))
+        fresh_seed = secrets.randbits(31)
+        fresh = self.windows(data.fresh_tokens(self.spec, fresh_seed))
+        assert val is not None and probe is not None
+        watch = integrity.PatchWatch()
+        # Compiled kernels would need the run's caches; verification runs the model eagerly.
+        torch._dynamo.config.disable = True
+        results: list[dict[str, Any]] = []
+        checks: dict[str, Any] = {}
+        with _quarantined(self.scratch, self.ckpt_dir), self.sentinel.active():
+            module = load_program(self.program)
+            build = getattr(module, "build_model", None)
+            if not callable(build):
+                raise ProgramError("the program must define build_model(vocab_size)")
+            _seed_everything(self.spec.seed)
+            model = build(self.v.vocab_size).to(self.device)
+            for record in records:
+                results.append(self.score(model, record, val, probe))
+            scored = [r for r in results if "val_loss" in r]
+            if scored:
+                best = min(scored, key=lambda r: r["val_loss"])
+                final = scored[-1]
+                for name, entry in (("best", best), ("final", final)):
+                    self.load(model, records[entry["index"]])
+                    checks[f"causality_{name}"] = losses.causality(model, val, self.v.vocab_size)
+                if fresh is not None:
+                    self.load(model, records[best["index"]])
+                    ev = losses.evaluate(model, fresh, self.v.vocab_size, self.v.eval_batch)
+                    gap = ev.mean - best["val_loss"]
+                    stderr = float(np.hypot(ev.stderr(), best["val_stderr"]))
+                    checks["fresh"] = {
+                        "checkpoint": best["index"],
+                        "val_loss": best["val_loss"],
+                        "fresh_loss": ev.mean,
+                        "gap": gap,
+                        "limit": max(self.v.fresh_gap_limit or 0.0, 4 * stderr),
+                        "seed": fresh_seed,
+                    }
+        checks["tampered"] = watch.changes()
+        return {
+            "ok": True,
+            "device": str(self.device),
+            "val_tokens": int(val.shape[0] * self.v.eval_seq_len),
+            "eval_seq_len": self.v.eval_seq_len,
+            "checkpoints": results,
+            **checks,
+            "violations": list(self.sentinel.violations),
+        }
+
+    def load(self, model: torch.nn.Module, record: dict[str, Any]) -> str | None:
+        """Load a checkpoint; the reason it cannot be trusted, or None."""
+        with self.sentinel.suspended():
+            state = _load(self.ckpt_dir / record["file"], map_location=self.device, weights_only=True)
+        if integrity.state_digest(state) != record["digest"]:
+            return "its file is not the one the harness saved (digest mismatch)"
+        try:
+            _load_state_dict(model, state, strict=True, assign=True)
+        except RuntimeError as exc:
+            raise ProgramError(f"checkpoint {record['index']} does not fit build_model(): {exc}") from None
+        if integrity.state_digest(_state_dict(model)) != record["digest"]:
+            return "after loading, the model does not hold the checkpoint's weights"
+        return None
+
+    def score(self, model: torch.nn.Module, record: dict[str, Any], val: torch.Tensor, probe: torch.Tensor) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "index": record["index"],
+            "train_time_s": record["train_time_s"],
+            "tokens": record["tokens"],
+            "reported_probe_loss": record["probe_loss"],
+        }
+        problem = self.load(model, record)
+        if problem:
+            entry["error"] = problem
+            return entry
+        ev = losses.evaluate(model, val, self.v.vocab_size, self.v.eval_batch, sample_every=SPOT_EVERY)
+        entry["val_loss"] = ev.mean
+        entry["val_stderr"] = ev.stderr()
+        entry["spot_error"] = losses.spot_check(ev.sample)
+        entry["probe_loss"] = losses.evaluate(model, probe, self.v.vocab_size, self.v.eval_batch).mean
+        return entry
+
+
+def verify_run(program: Path, raw: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+    """Recompute the run's results from its checkpoints; never raises (the reason is data)."""
+    if not raw or not raw.get("ok"):
+        return {"ok": False, "error": "the run reported no result to verify"}
+    verifier = _Verifier(Path(program), raw, spec)
+    try:
+        return verifier.run()
+    except Exception as exc:
+        lines = traceback.format_exception_only(type(exc), exc)
+        return {
+            "ok": False,
+            "error": "".join(lines).strip()[-2000:],
+            "violations": list(verifier.sentinel.violations),
+        }
