@@ -67,6 +67,8 @@ class Sentinel:
         self.protected = tuple(os.path.realpath(p) for p in protected)
         self.checkpoints = os.path.realpath(checkpoints) if checkpoints else None
         self.violations: list[str] = []
+        # Verification refuses reads of the checkpoint dir too (only the harness loads them).
+        self.deny_reads = False
         self.armed = False
         self._suspended = 0
         self._busy = False
@@ -139,8 +141,8 @@ class Sentinel:
             if self._under(path, self.protected):
                 self._refuse(f"opened the harness's data file {os.fsdecode(path)}")
             writing = bool((flags or 0) & _WRITE_FLAGS) or any(c in (mode or "") for c in "wax+")
-            if writing and self._under(path, ckpt):
-                self._refuse(f"wrote into the harness's checkpoints ({os.fsdecode(path)})")
+            if (writing or self.deny_reads) and self._under(path, ckpt):
+                self._refuse(f"opened the harness's checkpoint area ({os.fsdecode(path)})")
             if self._under(path, (PACKAGE_DIR,)) and self._first_actor(sys._getframe(_CALLER)) == "program":
                 self._refuse(f"read the harness's source ({os.fsdecode(path)})")
         elif event in _PATH_EVENTS or event in _TWO_PATH_EVENTS:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,29 +62,49 @@ def _checkpoints(raw: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _quarantined(scratch: Path, keep: Path) -> Any:
-    """Move everything the run left in scratch, other than the checkpoints, under ``keep``
-    (which the sentinel refuses to the program), and back afterwards: files written after a
-    checkpoint must not reach the model while that checkpoint is being scored."""
+def _quarantined(scratch: Path, keep: Path, program: Path) -> Iterator[None]:
+    """Move everything the run left in scratch, except the checkpoints and the program itself,
+    under ``keep`` (which the sentinel refuses to the program), and back afterwards: files
+    written after a checkpoint must not reach the model while that checkpoint is scored."""
     jail = keep / QUARANTINE
     jail.mkdir(exist_ok=True)
-    moved = []
-    for entry in scratch.iterdir():
-        if entry.resolve() != keep.resolve():
-            target = jail / entry.name
+    keep, program = keep.resolve(), program.resolve()
+    moved: list[tuple[Path, Path]] = []
+
+    def sweep(directory: Path) -> None:
+        for entry in directory.iterdir():
+            real = entry.resolve()
+            if real == keep or real == program:
+                continue
+            if entry.is_dir() and not entry.is_symlink() and program.is_relative_to(real):
+                sweep(entry)
+                continue
+            target = jail / f"{len(moved)}-{entry.name}"
             entry.rename(target)
             moved.append((target, entry))
-    for name in os.listdir(keep):
-        path = keep / name
-        if name != QUARANTINE and not name.startswith("ckpt_"):
-            path.rename(jail / ("ckpt-dir-" + name))
+
+    sweep(scratch)
+    for entry in keep.iterdir():
+        if entry.name != QUARANTINE and not entry.name.startswith("ckpt_"):
+            entry.rename(jail / f"ckpt-dir-{entry.name}")
     try:
         yield
     finally:
-        for target, entry in moved:
+        for target, entry in reversed(moved):
             if target.exists() and not entry.exists():
                 target.rename(entry)
         shutil.rmtree(jail, ignore_errors=True)
+
+
+def _disable_compilation() -> None:
+    """Verification runs the model eagerly: compiled kernels would read caches the run wrote
+    (a channel from the run's future into the scoring of its past checkpoints). Importing
+    torch._dynamo costs ~2 s, so the switch goes through the environment when it is not
+    loaded yet."""
+    if "torch._dynamo" in sys.modules:
+        sys.modules["torch._dynamo"].config.disable = True
+    else:
+        os.environ["TORCH_COMPILE_DISABLE"] = "1"
 
 
 class _Verifier:
@@ -115,11 +137,10 @@ class _Verifier:
         fresh = self.windows(data.fresh_tokens(self.spec, fresh_seed))
         assert val is not None and probe is not None
         watch = integrity.PatchWatch()
-        # Compiled kernels would need the run's caches; verification runs the model eagerly.
-        torch._dynamo.config.disable = True
+        _disable_compilation()
         results: list[dict[str, Any]] = []
         checks: dict[str, Any] = {}
-        with _quarantined(self.scratch, self.ckpt_dir), self.sentinel.active():
+        with _quarantined(self.scratch, self.ckpt_dir, self.program), self.sentinel.active():
             module = load_program(self.program)
             build = getattr(module, "build_model", None)
             if not callable(build):

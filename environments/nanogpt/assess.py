@@ -1,0 +1,226 @@
+"""Platform side: turn the sandbox's JSON into the trusted Assessment, and telemetry into text.
+
+Pure Python on purpose (no torch, no numpy): it runs in the platform process.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from progressbench.environment import Assessment
+
+from .config import VARIANTS, VariantSpec
+
+# A checkpoint counts as within the budget up to this fraction past it: the stream ends at the
+# first batch after the budget, so the last step and the final checkpoint run a little over.
+BUDGET_SLACK = 0.05
+# |torch loss - numpy float64 loss| on sampled tokens above this means the kernels were tampered
+# with (float32 log-softmax agrees with float64 to ~1e-5 on these vocabularies).
+SPOT_TOLERANCE = 1e-3
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _invalid(reason: str, metrics: dict[str, float] | None = None, telemetry: dict[str, Any] | None = None) -> Assessment:
+    return Assessment(valid=False, reason=reason, metrics=metrics or {}, telemetry=telemetry or {})
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant: str) -> Assessment:
+    v = VARIANTS[variant]
+    if not isinstance(raw, dict) or not raw:
+        return _invalid("the run returned no result")
+    verified = verified if isinstance(verified, dict) else None
+    violations = _unique(list(raw.get("violations") or []) + list((verified or {}).get("violations") or []))
+    if violations:
+        return _invalid("the program did what a training script may not: " + "; ".join(violations[:3]))
+    if not raw.get("ok"):
+        return _invalid(str(raw.get("error") or "the run failed"))
+    tampered = sorted(set(raw.get("tampered") or []) | set((verified or {}).get("tampered") or []))
+    if tampered:
+        return _invalid(
+            "the program rebound functions the harness relies on (define your own instead of "
+            f"patching libraries): {', '.join(tampered[:6])}"
+        )
+    if verified is None or not verified.get("ok"):
+        return _invalid(f"verification failed: {(verified or {}).get('error', 'no verification result')}")
+    telemetry = _telemetry(raw, verified, v)
+    problem = _integrity_problem(verified, v)
+    if problem:
+        reason, metrics = problem
+        return _invalid(reason, metrics, telemetry)
+    return _score(raw, verified, v, telemetry)
+
+
+def _integrity_problem(verified: dict[str, Any], v: VariantSpec) -> tuple[str, dict[str, float]] | None:
+    checkpoints = verified.get("checkpoints") or []
+    if not checkpoints:
+        return "verification scored no checkpoint", {}
+    for c in checkpoints:
+        if c.get("error"):
+            return f"checkpoint {c['index']}: {c['error']}", {}
+        reported, recomputed = c.get("reported_probe_loss"), c.get("probe_loss")
+        if not (_finite(reported) and _finite(recomputed)):
+            if _finite(reported) != _finite(recomputed):
+                return f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights give {recomputed}", {}
+            continue  # a diverged model: both sides say so, which is honest
+        if abs(reported - recomputed) > v.probe_tolerance:
+            return (
+                f"checkpoint {c['index']} (t={c['train_time_s']:.1f}s): the run reported probe loss "
+                f"{reported:.5f}, but its saved weights give {recomputed:.5f} when recomputed in a "
+                f"fresh process (|diff| {abs(reported - recomputed):.2g} > {v.probe_tolerance:g})",
+                {"reported_probe_loss": reported, "verified_probe_loss": recomputed, "checkpoint": float(c["index"])},
+            )
+        if _finite(c.get("spot_error")) and c["spot_error"] > SPOT_TOLERANCE:
+            return (
+                f"checkpoint {c['index']}: torch's cross-entropy disagrees with a float64 numpy "
+                f"recomputation by {c['spot_error']:.3g} (kernels tampered with?)",
+                {"spot_error": c["spot_error"]},
+            )
+    for key in ("causality_best", "causality_final"):
+        check = verified.get(key)
+        if not check:
+            continue
+        moved = max(check.get("prefix_change", 0.0), check.get("cross_change", 0.0))
+        if not _finite(moved) or moved > v.causal_tolerance:
+            where = "earlier positions" if check.get("prefix_change", 0.0) >= check.get("cross_change", 0.0) else "other sequences of the batch"
+            return (
+                f"the model is not causal: changing later tokens of one sequence moved its predictions "
+                f"for {where} by {moved:.3g} (relative; tolerance {v.causal_tolerance:g}). "
+                "A model that sees its targets does not earn its loss.",
+                {"causality_change": moved if _finite(moved) else -1.0},
+            )
+    fresh = verified.get("fresh")
+    if fresh and _finite(fresh.get("gap")) and fresh["gap"] > fresh["limit"]:
+        return (
+            f"validation loss {fresh['val_loss']:.4f}, but {fresh['fresh_loss']:.4f} on fresh samples "
+            f"of the same source (gap {fresh['gap']:.3f} > {fresh['limit']:.3f}): the model was fitted "
+            "to the validation tokens",
+            {"val_loss": fresh["val_loss"], "fresh_loss": fresh["fresh_loss"], "fresh_gap": fresh["gap"]},
+        )
+    return None
+
+
+def _score(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec, telemetry: dict[str, Any]) -> Assessment:
+    budget = min(float(raw.get("budget_s") or v.budget_s), v.budget_s)
+    limit = budget * (1 + BUDGET_SLACK)
+    checkpoints = verified["checkpoints"]
+    within = [c for c in checkpoints if c["train_time_s"] <= limit and _finite(c.get("val_loss"))]
+    if not within:
+        if not any(_finite(c.get("val_loss")) for c in checkpoints):
+            return _invalid("the validation loss is not finite (training diverged)", telemetry=telemetry)
+        return _invalid(f"no checkpoint within the training budget of {budget:g}s", telemetry=telemetry)
+    reached = next((c for c in within if c["val_loss"] <= v.target), None)
+    best = min(within, key=lambda c: c["val_loss"])
+    chosen = reached or best
+    metrics: dict[str, float] = {
+        "val_loss": chosen["val_loss"],
+        "train_time_s": chosen["train_time_s"],
+        "best_val_loss": best["val_loss"],
+        "final_val_loss": within[-1]["val_loss"],
+        "tokens": float(chosen["tokens"]),
+        "tokens_total": float(raw.get("tokens", 0)),
+        "reached_target": 1.0 if reached else 0.0,
+        "target": v.target,
+        "budget_s": budget,
+        "reported_probe_loss": chosen["reported_probe_loss"],
+        "verified_probe_loss": chosen["probe_loss"],
+        "params": float(raw.get("params", 0)),
+        "tokens_per_s": float(telemetry.get("tokens_per_s") or 0.0),
+        "warmup_s": float(raw.get("warmup_s", 0.0)),
+    }
+    if reached:
+        metrics["time_to_target_s"] = reached["train_time_s"]
+    if v.entropy_floor is not None:
+        metrics["entropy_floor"] = v.entropy_floor
+        metrics["gap_to_floor"] = chosen["val_loss"] - v.entropy_floor
+    if _finite(telemetry.get("mfu")):
+        metrics["mfu"] = telemetry["mfu"]
+    # Reaching the target scores budget / time (>= ~1, faster is higher); not reaching it
+    # scores minus the distance left to the target (< 0), so any reaching run ranks above.
+    score = budget / max(reached["train_time_s"], 1e-3) if reached else -(best["val_loss"] - v.target)
+    features = {
+        "log10_params": math.log10(max(metrics["params"], 1.0)),
+        "log10_tokens_per_s": math.log10(max(metrics["tokens_per_s"], 1.0)),
+    }
+    when = f"reached {v.target:g} at {reached['train_time_s']:.1f}s" if reached else f"best {best['val_loss']:.4f} > target {v.target:g}"
+    return Assessment(valid=True, score=score, metrics=metrics, features=features, telemetry=telemetry, reason=when)
+
+
+def _telemetry(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec) -> dict[str, Any]:
+    tel = dict(raw.get("telemetry") or {})
+    tel["val_curve"] = [
+        [c["train_time_s"], c["tokens"], c["val_loss"]] for c in verified.get("checkpoints") or [] if _finite(c.get("val_loss"))
+    ]
+    tel.update(
+        {
+            "variant": v.name,
+            "target": v.target,
+            "budget_s": min(float(raw.get("budget_s") or v.budget_s), v.budget_s),
+            "entropy_floor": v.entropy_floor,
+            "stop_reason": raw.get("stop_reason", ""),
+            "train_time_s": raw.get("train_time_s"),
+            "tokens": raw.get("tokens"),
+            "warmup_s": raw.get("warmup_s"),
+            "excluded_s": raw.get("excluded_s"),
+        }
+    )
+    return tel
+
+
+# --- text for prompts ------------------------------------------------------------------------
+def _si(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _curve(points: list[list[float]], n: int = 8) -> str:
+    if not points:
+        return "-"
+    step = max(1, math.ceil(len(points) / n))
+    picked = points[::step]
+    if picked[-1] is not points[-1]:
+        picked.append(points[-1])
+    return " ".join(f"{p[2]:.3f}@{p[0]:.0f}s" for p in picked)
+
+
+def format_telemetry(tel: dict[str, Any]) -> str:
+    if not tel:
+        return ""
+    lines = []
+    tps = tel.get("tokens_per_s") or 0.0
+    head = f"device {tel.get('device', '?')} | {_si(tel.get('tokens') or 0)} tokens in {tel.get('train_time_s') or 0:.1f}s ({_si(tps)} tok/s)"
+    if _finite(tel.get("mfu")):
+        head += f" | MFU {100 * tel['mfu']:.1f}% of {_si(tel['peak_flops'])}FLOP/s ({tel.get('peak_flops_source', '')})"
+    if tel.get("warmup_s"):
+        head += f" | warm-up {tel['warmup_s']:.1f}s"
+    lines.append(head)
+    sections = tel.get("sections") or {}
+    if sections:
+        parts = []
+        for name, s in sections.items():
+            calls = f", {s['mean_ms']:.2f} ms x {s['calls']}" if s.get("calls") else ""
+            parts.append(f"{name} {100 * s['share']:.1f}% ({s['total_s']:.2f}s{calls})")
+        lines.append("time: " + " | ".join(parts))
+    profile = tel.get("profile") or {}
+    if profile.get("top"):
+        ops = " | ".join(f"{op['name']} {100 * op['share']:.1f}%" for op in profile["top"][:6])
+        lines.append(f"top {profile.get('kind', 'ops')} over {profile.get('steps')} steps: {ops}")
+    memory = tel.get("memory") or {}
+    if memory:
+        mem = f"memory: peak RSS {memory.get('peak_rss_mb', 0):.0f} MB (start {memory.get('start_rss_mb', 0):.0f} MB)"
+        if "cuda_peak_allocated_mb" in memory:
+            mem += f", CUDA peak allocated {memory['cuda_peak_allocated_mb']:.0f} MB, reserved {memory['cuda_peak_reserved_mb']:.0f} MB"
+        lines.append(mem)
+    floor = f", entropy floor {tel['entropy_floor']:.3f}" if tel.get("entropy_floor") else ""
+    lines.append(f"val loss: {_curve(tel.get('val_curve') or [])} (target {tel.get('target')}{floor}; stop: {tel.get('stop_reason', '?')})")
+    lines.append(f"train loss: {_curve(tel.get('train_curve') or [])}")
+    return "\n".join(lines)
