@@ -247,10 +247,16 @@ class Store:
             raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        path = Path(self.url[len("sqlite:///"):]) if self.url.startswith("sqlite:///") else None
+        fresh = path is not None and not path.exists()
         try:
             SQLModel.metadata.create_all(self.engine)
         except (OperationalError, SQLAlchemyError) as exc:
             raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
+        if fresh and path.exists():
+            # Only the owner reads the record (prompts, responses); SQLite gives its WAL and
+            # shared-memory files the same mode.
+            path.chmod(0o600)
         self._lock = threading.RLock()
 
     def close(self) -> None:

@@ -136,3 +136,25 @@ def test_malformed_replies_go_through_the_fast_error_catcher(db, tmp_path):
     # The error was fed back to the model in the fix prompt.
     fix_prompt = json.loads(query(db, "select messages_json from llm_call where purpose='fix' limit 1")[0][0])
     assert "failed" in fix_prompt[1]["content"]
+
+
+def test_ensemble_picks_an_agent_per_call_by_weight(db, tmp_path):
+    cfg = tmp_path / "ensemble.toml"
+    cfg.write_text(
+        'agents = ["openai/gpt-4o-mini", "offline"]\nagent_weights = [1.0, 3.0]\nbudget = 40\n'
+        "workers = 2\nstrategy = \"greedy\"\n[agent_options]\nretries = 0\n[agent_options.extra]\n"
+        f"mock_response = {json.dumps(EDIT)}\n"
+    )
+    res = pb("run", "--config", str(cfg), "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    assert query(db, "select agent from run")[0][0] == "openai/gpt-4o-mini+offline"
+    models = [m for (m,) in query(db, "select model from llm_call")]
+    share = models.count("offline") / len(models)
+    assert set(models) == {"openai/gpt-4o-mini", "offline"} and 0.55 < share < 0.95
+    # Only the model's calls cost money.
+    assert query(db, "select sum(cost_usd) from llm_call where model='offline'")[0][0] == 0
+
+
+def test_database_file_is_private(db):
+    assert pb("run", "--budget", "1", "--db", str(db)).returncode == 0
+    assert db.stat().st_mode & 0o777 == 0o600

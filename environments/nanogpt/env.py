@@ -1,0 +1,193 @@
+"""The nanogpt environment: evolve a GPT training script to reach a validation loss fastest.
+
+Imports stay light at module level (the platform loads plugins for ``--help``); torch and the
+harness load inside the sandbox-side methods, or in the warm worker through ``preload``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from progressbench.environment import (
+    Assessment,
+    Environment,
+    Feature,
+    Objective,
+    Resources,
+    SandboxContext,
+    Variant,
+)
+
+from . import config
+from .config import SPEEDRUN_HF_REPO, TINY, VARIANTS, make_spec
+
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+PACKAGE = __name__.rpartition(".")[0]
+
+
+def visible_gpus() -> int:
+    """CUDA devices this process may use, without importing torch when it is not loaded."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.cuda.device_count())
+    try:
+        count = len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is not None:
+        ids = [x for x in mask.split(",") if x.strip() and x.strip() != "-1"]
+        count = min(count, len(ids))
+    return count
+
+
+class NanoGPT(Environment):
+    name = "nanogpt"
+    description = (
+        "Train a GPT language model to a target validation loss as fast as possible "
+        "(the modded-nanogpt speedrun, with a self-generated CPU variant)."
+    )
+    variants: ClassVar[dict[str, Variant]] = {
+        v.name: Variant(name=v.name, description=v.description, requires_gpu=v.requires_gpu) for v in VARIANTS.values()
+    }
+    default_variant = TINY.name
+    preload = ("torch", "numpy", f"{PACKAGE}.harness", f"{PACKAGE}.verify")
+    verifies = True
+    frontier = ("train_time_s", "val_loss")
+
+    # --- platform side -----------------------------------------------------------------------
+    def pick_variant(self, requested: str | None) -> str:
+        if requested:
+            return requested
+        return "speedrun" if visible_gpus() else TINY.name
+
+    def unavailable(self, variant: str) -> str | None:
+        if variant not in VARIANTS:
+            return f"nanogpt has no variant {variant!r} (choose from {', '.join(VARIANTS)})"
+        if variant == "speedrun":
+            if not visible_gpus():
+                return (
+                    "the nanogpt speedrun variant needs at least one CUDA GPU and this machine has "
+                    "none; use --variant tiny for the CPU version"
+                )
+            directory = config.fineweb_dir(None)
+            from .shards import VAL_NAME, train_shards
+
+            if not (directory / VAL_NAME).exists() or not train_shards(directory):
+                return (
+                    f"the speedrun's FineWeb10B shards are not in {directory}: run "
+                    "`progressbench data nanogpt --variant speedrun` first (or set PROGRESSBENCH_DATA)"
+                )
+        return None
+
+    def objective(self, variant: str) -> Objective:
+        v = VARIANTS[variant]
+        return Objective(metric="time_to_target_s", direction="minimize", unit="s", records=dict(v.records))
+
+    def baseline(self, variant: str) -> str:
+        return (PROGRAMS / f"{VARIANTS[variant].name}.py").read_text()
+
+    def resources(self, variant: str) -> Resources:
+        v = VARIANTS[variant]
+        gpus = max(1, visible_gpus()) if v.requires_gpu else 0
+        return Resources(
+            cpus=v.cpus,
+            gpus=gpus,
+            seconds=v.budget_s + v.warmup_cap_s + v.run_slack_s,
+            smoke_seconds=v.smoke_seconds,
+            memory_mb=v.memory_mb,
+        )
+
+    def features(self, variant: str) -> list[Feature]:
+        if variant == "speedrun":
+            return [Feature(name="log10_params", low=7.0, high=9.0), Feature(name="log10_tokens_per_s", low=5.0, high=7.5)]
+        return [Feature(name="log10_params", low=4.0, high=7.0), Feature(name="log10_tokens_per_s", low=3.0, high=6.0)]
+
+    def task_description(self, variant: str) -> str:
+        v = VARIANTS[variant]
+        floor = (
+            f" The corpus comes from a known probabilistic grammar whose Bayes-optimal loss (the "
+            f"entropy floor) is {v.entropy_floor:.3f} nats/token."
+            if v.entropy_floor
+            else ""
+        )
+        return (
+            f"{v.description}\n\n"
+            f"Objective: reach a validation loss of {v.target} (mean cross-entropy in nats over the "
+            f"first {v.val_tokens:,} validation tokens, in windows of {v.eval_seq_len} tokens) in as "
+            f"little training time as possible; training stops at {v.budget_s:g}s. A run that "
+            f"never reaches the target is ranked by its best validation loss.{floor}\n\n"
+            "The program defines build_model(vocab_size) -> nn.Module, whose forward maps token ids "
+            "[B, T] to logits [B, T, >= vocab_size] and must be causal, and train(model, h), the "
+            "training loop. The harness h provides the train stream (h.batches(batch_size, "
+            "seq_len) yields (x, y) on h.device), the clock (h.elapsed()), and h.warmup() for "
+            "compilation with h.random_batch(); the clock excludes warm-up (up to "
+            f"{v.warmup_cap_s:g}s) and the harness's checkpoints. The harness computes every reported "
+            "loss itself, from the saved weights, in a separate process; the training loss, "
+            "optimizer, schedule, architecture and kernels are yours to change.\n\n"
+            "Rules: do not open files, start processes or threads, inspect frames or the garbage "
+            "collector, import progressbench modules, or rebind functions of torch, numpy, math, "
+            "time or builtins (define your own functions instead). Such programs are rejected."
+        )
+
+    def assess(self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str) -> Assessment:
+        from .assess import assess
+
+        return assess(raw, verified, variant)
+
+    def format_telemetry(self, telemetry: dict[str, Any]) -> str:
+        from .assess import format_telemetry
+
+        return format_telemetry(telemetry)
+
+    def fetch_data(self, variant: str, dest: Path | None, options: dict[str, Any]) -> str:
+        if variant == TINY.name:
+            return (
+                "nanogpt tiny generates its corpus deterministically inside each evaluation "
+                "(progressbench_environments.nanogpt.corpus); nothing to fetch"
+            )
+        from .shards import fetch_fineweb
+
+        directory = config.fineweb_dir(Path(dest) if dest else None)
+        shards = int(options.get("train_shards", config.DEFAULT_TRAIN_SHARDS))
+        paths = fetch_fineweb(directory, shards, SPEEDRUN_HF_REPO)
+        return f"nanogpt speedrun: {len(paths) - 1} FineWeb10B train shards and the validation shard in {directory}"
+
+    # --- sandbox side ------------------------------------------------------------------------
+    def smoke(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        from .harness import run_training
+        from .losses import ProgramError
+
+        spec = make_spec(ctx.variant, "smoke", ctx.seed, ctx.scratch, ctx.options)
+        raw = run_training(Path(program), spec)
+        if not raw.get("ok"):
+            raise ProgramError(raw.get("error") or "; ".join(raw.get("violations", [])))
+        causal = raw.get("causality", {})
+        tolerance = VARIANTS[ctx.variant].causal_tolerance
+        if max(causal.get("prefix_change", 0.0), causal.get("cross_change", 0.0)) > tolerance:
+            raise ProgramError(
+                "the model is not causal: its predictions for a position change when later tokens "
+                f"(or other sequences in the batch) change ({causal})"
+            )
+        return {"steps": raw["steps"], "tokens": raw["tokens"], "probe_loss": raw["checkpoints"][-1]["probe_loss"]}
+
+    def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        spec = make_spec(ctx.variant, "full", ctx.seed, ctx.scratch, ctx.options)
+        nproc = spec.nproc or (visible_gpus() if ctx.variant == "speedrun" else 1)
+        if nproc <= 1:
+            from .harness import run_training
+
+            return run_training(Path(program), spec)
+        from .launch import launch
+
+        v = VARIANTS[ctx.variant]
+        return launch(Path(program), spec, nproc, timeout=spec.budget_s + v.warmup_cap_s + v.run_slack_s)
+
+    def verify(self, program: Path, raw: dict[str, Any], ctx: SandboxContext) -> dict[str, Any]:
+        from .verify import verify_run
+
+        spec = make_spec(ctx.variant, "verify", ctx.seed, ctx.scratch, ctx.options)
+        return verify_run(Path(program), raw, spec)

@@ -1,0 +1,1 @@
+"""Reference programs (baselines) of the nanogpt variants, read as text by the environment."""
