@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from progressbench.loader import load_program
 
@@ -48,8 +49,9 @@ _autograd_grad = torch.autograd.grad
 _state_dict = torch.nn.Module.state_dict
 _load_state_dict = torch.nn.Module.load_state_dict
 _save = torch.save
-_register_step_pre = torch.optim.optimizer.register_optimizer_step_pre_hook
-_register_step_post = torch.optim.optimizer.register_optimizer_step_post_hook
+_register_step_pre = register_optimizer_step_pre_hook
+_register_step_post = register_optimizer_step_post_hook
+_manual_seed = torch.manual_seed
 _all_reduce = dist.all_reduce
 _broadcast = dist.broadcast
 
@@ -154,7 +156,7 @@ def _distributed(spec: RunSpec) -> tuple[int, int, torch.device]:
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    _manual_seed(seed)
 
 
 class _Run:

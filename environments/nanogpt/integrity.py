@@ -234,12 +234,18 @@ class PatchWatch:
     def changes(self) -> list[str]:
         found = []
         for (name, key), value in self._snap.items():
-            if vars(self._owners[name]).get(key, _MISSING) is not value:
-                found.append(f"{name}.{key}")
+            current = vars(self._owners[name]).get(key, _MISSING)
+            if current is value:
+                continue
+            if (name, key) in _REWRAPPED_BY_TORCH and getattr(current, "__wrapped__", None) is value:
+                continue
+            found.append(f"{name}.{key}")
         return found
 
 
 _MISSING = object()
+# Rebound by torch itself when torch._dynamo is first imported (the profiler imports it).
+_REWRAPPED_BY_TORCH = {("torch", "manual_seed")}
 
 
 # --- checkpoints -----------------------------------------------------------------------------

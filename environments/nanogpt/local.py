@@ -1,0 +1,146 @@
+"""Evaluate programs under the nanogpt harness without the platform: smoke, run and verify each
+in a fresh child forked from this (pristine) process, then assess. For program authors,
+benches and tests; the platform's evaluator adds the sandbox (limits, uid, no network).
+
+    python -m progressbench_environments.nanogpt.local PROGRAM.py [...] [--variant tiny]
+        [--seed 0] [--option key=value ...] [--no-smoke] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from progressbench.environment import Assessment, SandboxContext
+
+from .env import NanoGPT
+
+
+def _in_child(fn: Any, timeout: float) -> tuple[dict[str, Any] | None, str, float]:
+    """Run ``fn()`` in a forked child: (its dict, or None; the error text; seconds)."""
+    read_end, write_end = os.pipe()
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        signal.alarm(max(1, int(timeout)))
+        try:
+            payload = json.dumps({"ok": fn()})
+        except BaseException:
+            payload = json.dumps({"error": traceback.format_exc()[-4000:]})
+        with os.fdopen(write_end, "w") as out:
+            out.write(payload)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as inp:
+        text = inp.read()
+    _, status = os.waitpid(pid, 0)
+    seconds = time.perf_counter() - started
+    if not text:
+        return None, f"child died (status {status})", seconds
+    message = json.loads(text)
+    return message.get("ok"), message.get("error", ""), seconds
+
+
+def evaluate(
+    program: Path,
+    variant: str = "tiny",
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    smoke: bool = True,
+) -> dict[str, Any]:
+    """One evaluation as the platform runs it; returns the phases' outputs and the assessment."""
+    env = NanoGPT()
+    for module in env.preload:  # as the platform's warm worker does, before any fork
+        importlib.import_module(module)
+    options = options or {}
+    resources = env.resources(variant)
+    out: dict[str, Any] = {"program": str(program)}
+    with tempfile.TemporaryDirectory(prefix="nanogpt-") as tmp:
+        scratch = Path(tmp)
+        home = os.environ.get("HOME")
+
+        def context(mode: str) -> SandboxContext:
+            return SandboxContext(
+                variant=variant, mode=mode, seed=seed, scratch=scratch, time_limit=resources.seconds, options=options
+            )
+
+        def phase(mode: str, call: Any, limit: float) -> dict[str, Any] | None:
+            def inside() -> dict[str, Any]:
+                os.chdir(scratch)
+                os.environ["HOME"] = str(scratch)
+                return call(context(mode))
+
+            result, error, seconds = _in_child(inside, limit)
+            out[f"{mode}_s"] = round(seconds, 3)
+            if error:
+                out[f"{mode}_error"] = error
+            return result
+
+        try:
+            if smoke:
+                out["smoke"] = phase("smoke", lambda ctx: env.smoke(program, ctx), resources.smoke_seconds)
+                if out["smoke"] is None:
+                    out["assessment"] = Assessment(valid=False, reason=f"smoke failed: {out['smoke_error']}").model_dump()
+                    return out
+            raw = phase("full", lambda ctx: env.run(program, ctx), resources.seconds)
+            verified = None
+            if raw is not None:
+                verified = phase("verify", lambda ctx: env.verify(program, raw, ctx), resources.seconds)
+            out["raw"], out["verified"] = raw, verified
+            if raw is None:
+                assessment = Assessment(valid=False, reason=f"run failed: {out.get('full_error', '')}")
+            else:
+                assessment = env.assess(raw, verified, variant)
+            out["assessment"] = assessment.model_dump()
+        finally:
+            if home is not None:
+                os.environ["HOME"] = home
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m progressbench_environments.nanogpt.local")
+    parser.add_argument("programs", nargs="+", type=Path)
+    parser.add_argument("--variant", default="tiny")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option", action="append", default=[], help="key=value (JSON value)")
+    parser.add_argument("--no-smoke", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON object per program")
+    args = parser.parse_args(argv)
+    options = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    env = NanoGPT()
+    for program in args.programs:
+        result = evaluate(program.resolve(), args.variant, args.seed, options, smoke=not args.no_smoke)
+        if args.json:
+            print(json.dumps(result), flush=True)
+            continue
+        a = result["assessment"]
+        print(f"{program}: {'valid' if a['valid'] else 'INVALID'} score={a['score']} {a['reason']}")
+        for key in sorted(a["metrics"]):
+            print(f"  {key} = {a['metrics'][key]:.6g}")
+        print(env.format_telemetry(a["telemetry"]))
+        print(f"  phases: smoke {result.get('smoke_s')}s, run {result.get('full_s')}s, verify {result.get('verify_s')}s")
+        for mode in ("smoke", "full", "verify"):
+            if f"{mode}_error" in result:
+                print(f"  {mode} error: {result[f'{mode}_error']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
