@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from typing import Any
 
@@ -152,15 +154,25 @@ def _execute(store: Any, config: Any, existing: Any) -> None:
     metric = env.objective(env.pick_variant(config.variant)).metric
     progress = Progress(metric)
     loop = RunLoop(store, config, run=existing, say=lambda m: click.echo(m, err=True), progress=progress)
+    # SIGTERM (a scheduler, a CI timeout) stops the run the same clean way as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         final = loop.execute()
     except KeyboardInterrupt:
         progress.close()
         run_id = loop.run.id if loop.run else "?"
         click.echo(f"\ninterrupted; resume with: {_resume_cmd(store, run_id)}", err=True)
-        sys.exit(130)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Everything is committed and the evaluator is closed; do not wait for a worker thread
+        # that may sit in a model call for minutes.
+        os._exit(130)
     progress.close()
     _summary(store, final, env)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _resume_cmd(store: Any, run_id: str) -> str:
