@@ -25,8 +25,8 @@ class RunConfig(BaseModel):
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     agents: list[str] = Field(
         default_factory=list,
-        description="agent specs: a registered agent (offline, replay:RUN_ID) or any litellm model; "
-        "empty = a model from the environment's keys, else offline",
+        description="agent specs: a registered agent (offline, replay:RUN_ID) or any litellm model "
+        "(provider/model); empty = the offline agent",
     )
     agent_weights: list[float] = Field(default_factory=list, description="ensemble weights")
     agent_options: AgentOptions = Field(default_factory=AgentOptions)
