@@ -44,6 +44,10 @@ class Resources(BaseModel):
     seconds: float = 60.0
     smoke_seconds: float = 20.0
     memory_mb: int = 2048
+    # Largest single file and total scratch space one evaluation may write (checkpoints);
+    # None: the evaluator's defaults (256 MB a file; half the free disk space in all).
+    file_mb: int | None = None
+    disk_mb: int | None = None
 
 
 class Feature(BaseModel):
@@ -77,7 +81,7 @@ class SandboxContext(BaseModel):
     """What the harness gets inside the sandbox child."""
 
     variant: str
-    mode: Literal["smoke", "full", "verify"]
+    mode: Literal["smoke", "full", "verify", "call"]
     seed: int
     scratch: Path
     time_limit: float

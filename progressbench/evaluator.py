@@ -17,13 +17,20 @@ class Limits(BaseModel):
     memory_mb: int = 2048
     # Cap on each file the candidate writes (its stdout/stderr included).
     file_mb: int = 256
+    # Cap on everything in its scratch directory; None: half the free space there.
+    disk_mb: int | None = None
     processes: int = 64
     output_chars: int = 4000
 
 
 class EvalJob(BaseModel):
+    """One candidate to run. ``smoke`` and ``full`` run the environment's ``smoke``/``run``
+    (and ``verify``); ``call`` runs ``options["entry"]`` (``"module:function"``, harness code
+    the platform names, never the candidate) as ``function(program_path, ctx)`` in a fresh
+    sandbox child, for guards that must execute candidate code (``Guard.uses_sandbox``)."""
+
     program: str
-    mode: Literal["smoke", "full"]
+    mode: Literal["smoke", "full", "call"]
     seed: int = 0
     limits: Limits = Field(default_factory=Limits)
     options: dict[str, Any] = Field(default_factory=dict)

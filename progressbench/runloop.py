@@ -22,10 +22,11 @@ from progressbench import __version__, edits, plugins, prompts
 from progressbench.agent import Agent, AgentReply, AgentRequest, LLMCall, Purpose
 from progressbench.agents import AgentPool
 from progressbench.config import RunConfig
-from progressbench.environment import Assessment, Environment
+from progressbench.environment import Assessment, Environment, Resources
 from progressbench.errors import EditError, UserError
 from progressbench.evaluator import EvalJob, EvalOutcome, Evaluator, Limits
-from progressbench.guard import Guard
+from progressbench.guard import Guard, Sandbox
+from progressbench.guard import Verdict as GuardVerdict
 from progressbench.store import (
     Attempt,
     Evaluation,
@@ -119,24 +120,10 @@ class RunLoop:
 
     # --- set-up --------------------------------------------------------------------------
     def _pick_guards(self) -> list[Guard]:
-        found = {name: reg.obj for name, reg in plugins.registry("guards").items()}
-        if self.config.guards is not None:
-            unknown = [g for g in self.config.guards if g not in found]
-            if unknown:
-                raise UserError(
-                    f"unknown guard {unknown[0]!r} (available: {', '.join(sorted(found))})"
-                )
-            chosen = [found[g] for g in self.config.guards]
-        else:
-            chosen = list(found.values())
-        return [g for g in chosen if g.applies(self.env, self.variant)]
+        return pick_guards(self.env, self.variant, self.config.guards)
 
     def _limits(self, mode: str) -> Limits:
-        seconds = self.resources.smoke_seconds if mode == "smoke" else self.resources.seconds
-        if self.config.timeout_s:
-            # The user's limit replaces the full evaluation's and caps the smoke check's.
-            seconds = self.config.timeout_s if mode == "full" else min(seconds, self.config.timeout_s)
-        return Limits(seconds=seconds, memory_mb=self.config.memory_mb or self.resources.memory_mb)
+        return limits_for(self.resources, self.config, mode)
 
     def _create_run(self) -> Run:
         reference = self.env.baseline(self.variant)
@@ -428,16 +415,10 @@ class RunLoop:
 
     def _static_guards(self, code: str) -> list[Verdict]:
         reference = self.views[self.run.reference_id].code
-        out = []
-        for guard in self.guards:
-            if guard.stage != "static":
-                continue
-            try:
-                v = guard.check_program(code, reference, self.env, self.variant)
-            except Exception as exc:  # a broken guard must not pass a program silently
-                v = guard.reject(f"guard crashed: {exc}", rule="guard-error")
-            out.append(_verdict_row(self.run.id, 0, v, "static"))
-        return out
+        found = static_verdicts(
+            self.guards, code, reference, self.env, self.variant, self.evaluator.evaluate
+        )
+        return [_verdict_row(self.run.id, 0, v, "static") for v in found]
 
     def _evaluate(self, program: Program, task_key: str | None) -> Outcome:
         outcome = self.evaluator.evaluate(
@@ -447,23 +428,10 @@ class RunLoop:
         self._check_stop()
         verdicts: list[Verdict] = []
         if outcome.ok:
-            try:
-                assessment = self.env.assess(outcome.raw or {}, outcome.verified, self.variant)
-            except Exception as exc:  # hostile output must not crash the platform
-                assessment = Assessment(valid=False, reason=f"assessment failed: {exc}")
-            for guard in self.guards:
-                if guard.stage != "result":
-                    continue
-                try:
-                    v = guard.check_result(program.code, outcome, assessment, self.env, self.variant)
-                except Exception as exc:
-                    v = guard.reject(f"guard crashed: {exc}", rule="guard-error")
-                verdicts.append(_verdict_row(self.run.id, program.id, v, "result"))
-            bad = [v for v in verdicts if not v.passed]
-            if bad and assessment.valid:
-                assessment = assessment.model_copy(
-                    update={"valid": False, "reason": _describe_verdicts(bad)}
-                )
+            assessment, found = assess_outcome(
+                self.env, self.variant, self.guards, program.code, outcome
+            )
+            verdicts = [_verdict_row(self.run.id, program.id, v, "result") for v in found]
             status = "valid" if assessment.valid else "invalid"
             error = "" if assessment.valid else assessment.reason
         else:
@@ -630,6 +598,82 @@ class _Session:
             reply = AgentReply(error=f"agent {agent.label} failed: {exc}")
         loop.record_calls(reply.calls, key)
         return reply
+
+
+# --- the stages a candidate passes, shared with ``progressbench verify`` ------------------
+def pick_guards(env: Environment, variant: str, names: list[str] | None) -> list[Guard]:
+    """The guards a run applies: those ``names`` lists, or every guard enabled by default;
+    either way only those that apply to the environment."""
+    found = {name: reg.obj for name, reg in plugins.registry("guards").items()}
+    if names is not None:
+        unknown = [g for g in names if g not in found]
+        if unknown:
+            raise UserError(f"unknown guard {unknown[0]!r} (available: {', '.join(sorted(found))})")
+        chosen = [found[g] for g in names]
+    else:
+        chosen = [g for g in found.values() if g.default_enabled]
+    return [g for g in chosen if g.applies(env, variant)]
+
+
+def limits_for(resources: Resources, config: RunConfig, mode: str) -> Limits:
+    seconds = resources.smoke_seconds if mode == "smoke" else resources.seconds
+    if config.timeout_s:
+        # The user's limit replaces the full evaluation's and caps the smoke check's.
+        seconds = config.timeout_s if mode == "full" else min(seconds, config.timeout_s)
+    sizes = {"file_mb": resources.file_mb, "disk_mb": resources.disk_mb}
+    return Limits(
+        seconds=seconds,
+        memory_mb=config.memory_mb or resources.memory_mb,
+        **{k: v for k, v in sizes.items() if v is not None},
+    )
+
+
+def static_verdicts(
+    guards: list[Guard],
+    code: str,
+    reference: str,
+    env: Environment,
+    variant: str,
+    sandbox: Sandbox,
+) -> list[GuardVerdict]:
+    """The verdicts of the static guards; ``sandbox`` goes to those that run candidate code."""
+    out = []
+    for guard in guards:
+        if guard.stage != "static":
+            continue
+        try:
+            if guard.uses_sandbox:
+                v = guard.check_program(code, reference, env, variant, sandbox=sandbox)
+            else:
+                v = guard.check_program(code, reference, env, variant)
+        except Exception as exc:  # a broken guard must not pass a program silently
+            v = guard.reject(f"guard crashed: {exc}", rule="guard-error")
+        out.append(v)
+    return out
+
+
+def assess_outcome(
+    env: Environment, variant: str, guards: list[Guard], code: str, outcome: EvalOutcome
+) -> tuple[Assessment, list[GuardVerdict]]:
+    """The trusted assessment of a successful evaluation, after the result guards: any
+    failing verdict makes it invalid, with the guards' reasons."""
+    try:
+        assessment = env.assess(outcome.raw or {}, outcome.verified, variant)
+    except Exception as exc:  # hostile output must not crash the platform
+        assessment = Assessment(valid=False, reason=f"assessment failed: {exc}")
+    verdicts = []
+    for guard in guards:
+        if guard.stage != "result":
+            continue
+        try:
+            v = guard.check_result(code, outcome, assessment, env, variant)
+        except Exception as exc:
+            v = guard.reject(f"guard crashed: {exc}", rule="guard-error")
+        verdicts.append(v)
+    bad = [v for v in verdicts if not v.passed]
+    if bad and assessment.valid:
+        assessment = assessment.model_copy(update={"valid": False, "reason": _describe_verdicts(bad)})
+    return assessment, verdicts
 
 
 def _check_strategy_options(cls: type[Strategy], options: dict[str, Any]) -> None:

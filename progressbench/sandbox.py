@@ -50,6 +50,9 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 0x2, 0x4, 0x20, 0x1000, 0x2000, 0x4000
+MS_RDONLY, MS_PRIVATE = 0x1, 1 << 18
 CAP_DAC_READ_SEARCH = 2
 _CAP_VERSION_3 = 0x20080522
 
@@ -75,6 +78,16 @@ def unshare(flags: int) -> None:
     if _libc.unshare(flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"unshare: {os.strerror(err)}")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    """Linux mount(2); raises OSError on failure."""
+    if _libc is None:
+        raise OSError("mount needs Linux")
+    args = [x.encode() if x else None for x in (source, target, fstype, data)]
+    if _libc.mount(args[0], args[1], args[2], ctypes.c_ulong(flags), args[3]) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
 
 class _CapHeader(ctypes.Structure):
@@ -151,6 +164,130 @@ def scrubbed_environ(source: Mapping[str, str], extra: Iterable[str] = ()) -> di
         if (name in ALLOWED_ENV or name.startswith(ALLOWED_ENV_PREFIXES) or name in wanted)
         and not is_secret_name(name)
     }
+
+
+# --- the file system a worker and its candidates see --------------------------------------
+# Size of the private /tmp and /var/tmp (memory-backed): room for a library's temporary files,
+# not for a flood; the candidate's real workspace is its scratch directory.
+PRIVATE_TMP_MB = 128
+# Set once this process has its own /tmp: only then may ``clear_private_tmp`` empty it.
+_private_tmp = False
+
+
+def home_dirs() -> list[str]:
+    """The platform user's home directories: where its credentials live (~/.config, ~/.netrc,
+    ~/.cache, cloud CLIs' keys)."""
+    import pwd
+
+    found = [os.environ.get("HOME", "")]
+    with contextlib.suppress(KeyError):
+        found.append(pwd.getpwuid(os.getuid()).pw_dir)
+    homes = {os.path.realpath(h) for h in found if h}
+    return sorted(h for h in homes if h != "/" and os.path.isdir(h))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """``paths`` without those inside another one of them."""
+    out: list[str] = []
+    for p in sorted({os.path.realpath(p) for p in paths}):
+        if not any(_inside(p, q) for q in out):
+            out.append(p)
+    return out
+
+
+def _overlay(target: str, keep: list[str], staging: Path, mode: str, size_mb: int) -> None:
+    """Replace the directory ``target`` by a fresh tmpfs holding only the ``keep`` paths
+    (bound back, read-only unless they are the worker's own directory). Built aside and moved
+    in, since the originals vanish from view once ``target`` is covered."""
+    stage = tempfile.mkdtemp(prefix="mount-", dir=staging)
+    try:
+        mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size_mb}m")
+        for path in keep:
+            inner = os.path.join(stage, os.path.relpath(path, target))
+            if os.path.isdir(path):
+                os.makedirs(inner, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(inner), exist_ok=True)
+                open(inner, "a").close()
+            if _inside(str(staging), path):
+                # The worker's own directory: writable, and without the stage mounted in it.
+                mount(path, inner, None, MS_BIND)
+            else:
+                mount(path, inner, None, MS_BIND | MS_REC)
+                mount(None, inner, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
+        mount(stage, target, None, MS_MOVE)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(stage)
+
+
+def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[str, Any]:
+    """Give this process (a worker, as root) and its future children their own view of the
+    file system, in a new mount namespace: each home directory of the platform user becomes
+    an empty directory holding only the ``keep`` paths that lie under it (the interpreter,
+    the imported packages; read-only), and /tmp, /var/tmp and /dev/shm become private,
+    size-capped tmpfs (``workdir``, the worker's own directory, stays reachable). Returns
+    what is in effect; raises OSError when the host allows none of it."""
+    unshare(CLONE_NEWNS)
+    # Nothing done here may propagate back to the host's mounts.
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    workdir = Path(os.path.realpath(workdir))
+    wanted = _outermost([*keep, str(workdir)])
+    done: dict[str, Any] = {"hidden": [], "private_tmp": False}
+    for home in home_dirs():
+        inside = [p for p in wanted if _inside(p, home)]
+        if any(p == home for p in inside):
+            continue  # the interpreter *is* the home directory: nothing to hide
+        _overlay(home, inside, workdir, "0755", 1)
+        done["hidden"].append(home)
+    tmp = os.path.realpath(tempfile.gettempdir())
+    _overlay(tmp, [p for p in wanted if _inside(p, tmp)], workdir, "1777", PRIVATE_TMP_MB)
+    for path, size in (("/var/tmp", PRIVATE_TMP_MB), ("/dev/shm", shm_mb)):
+        if os.path.isdir(path) and not _inside(str(workdir), path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}m")
+    global _private_tmp
+    _private_tmp = done["private_tmp"] = True
+    return done
+
+
+def clear_private_tmp(workdir: Path) -> None:
+    """Empty the private /tmp, /var/tmp and /dev/shm between jobs (``workdir`` stays); does
+    nothing unless ``private_filesystem`` made them private."""
+    if not _private_tmp:
+        return
+    keep = os.path.realpath(workdir)
+    for root in (tempfile.gettempdir(), "/var/tmp", "/dev/shm"):
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(root):
+                path = os.path.realpath(entry.path)
+                if _inside(keep, path):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    remove_tree(Path(entry.path))
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+
+def disk_usage(root: Path, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated, entries) under ``root``, stopping early past ``max_entries``;
+    allocated blocks, so a sparse file counts for what it really occupies."""
+    total = entries = 0
+    stack = [str(root)]
+    while stack and entries <= max_entries:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as it:
+            for entry in it:
+                entries += 1
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(entry.path)
+    return total, entries
 
 
 # --- messages: 4-byte big-endian length, then UTF-8 JSON -----------------------------------
@@ -332,18 +469,60 @@ def import_paths() -> tuple[str, ...]:
     return tuple(sorted({p for p in found if p and os.path.exists(p)}))
 
 
+def _isolation_here() -> dict[str, Any]:
+    """Set up a worker's private file system in this (throw-away) process and report what the
+    candidate uid can then read; run by ``capabilities`` in a subprocess, as root."""
+    import progressbench
+
+    keep = {sys.prefix, sys.base_prefix, sys.exec_prefix, *import_paths()}
+    keep.add(os.path.dirname(os.path.dirname(progressbench.__file__)))
+    workdir = Path(tempfile.mkdtemp(prefix="progressbench-probe-"))
+    try:
+        done = private_filesystem(keep, workdir, 64)
+    except OSError as exc:
+        return {"private_fs": False, "error": str(exc)}
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(workdir)
+    paths = tuple(sorted(p for p in keep if os.path.exists(p)))
+    return {"private_fs": True, **done, "read_all": not uid_can_read(DEFAULT_UID_BASE, paths)}
+
+
+@functools.cache
+def _probe_isolation() -> dict[str, Any]:
+    code = "import json,progressbench.sandbox as s;print(json.dumps(s._isolation_here()))"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return {"private_fs": False, "error": str(exc)}
+
+
 def capabilities() -> dict[str, bool | str]:
-    """Which protections this machine gives candidates (for ``progressbench doctor``)."""
+    """Which protections this machine gives candidates (for ``progressbench doctor``), as
+    the ``local`` evaluator would apply them with its default options."""
     linux = sys.platform == "linux"
     root = linux and os.geteuid() == 0
     has_prctl = _libc is not None and hasattr(_libc, "prctl")
-    read_all = root and not uid_can_read(DEFAULT_UID_BASE, import_paths())
+    fs = _probe_isolation() if root else {"private_fs": False}
+    if fs["private_fs"]:
+        read_all = bool(fs["read_all"])
+    else:
+        read_all = root and not uid_can_read(DEFAULT_UID_BASE, import_paths())
     if not root:
         user = "the platform's own uid (run as root to drop candidates to their own uid)"
     elif read_all:
         user = f"uid {DEFAULT_UID_BASE}+slot, with read (not write) access to all files"
     else:
-        user = f"uid {DEFAULT_UID_BASE}+slot"
+        user = f"uid {DEFAULT_UID_BASE}+slot, reading only world-readable files"
+    if fs.get("hidden"):
+        home = f"{', '.join(fs['hidden'])}: hidden (only the interpreter and packages remain)"
+    elif root:
+        home = f"readable as far as file modes allow ({fs.get('error') or 'no mount namespace'})"
+    else:
+        home = "readable: candidates share the platform's uid (run as root to hide it)"
     return {
         "platform": sys.platform,
         "rlimits": linux,
@@ -358,6 +537,19 @@ def capabilities() -> dict[str, bool | str]:
         # read its /proc/PID/environ (API keys).
         "platform_dumpable_off": has_prctl and not root,
         "network_namespace": root and _probe_network_namespace(),
+        "mount_namespace": bool(fs["private_fs"]),
+        "home_directory": home,
+        "private_tmp": bool(fs.get("private_tmp")),
+        "file_size_limit": "RLIMIT_FSIZE, 256 MB a file unless the environment sets file_mb",
+        "disk_limit": "scratch size checked every 0.5 s: the environment's disk_mb, else half "
+        "the free space",
+        "process_limit": (
+            "RLIMIT_NPROC per candidate uid"
+            if root
+            else "RLIMIT_NPROC, counted over all of the platform user's processes"
+        ),
+        # A candidate with the platform's uid may signal it (kill it); another uid may not.
+        "can_signal_platform": not root,
         "candidate_user": user,
     }
 

@@ -5,9 +5,9 @@ child per candidate and never runs any of that code itself (a fork after ``impor
 only safe while torch has started no thread pools). Protocol on the socket FD, one
 length-prefixed JSON object per message (``sandbox.send_message``):
 
-    platform -> init {env, variant, plugin_modules, uid, gid, read_all, isolate_network,
-                      threads, memory_watch, max_result_bytes}
-    worker   -> ready {pid, network_isolated}  |  failed {error}
+    platform -> init {env, variant, plugin_modules, uid, gid, isolate_network, private_fs,
+                      shm_mb, threads, memory_watch, max_result_bytes}
+    worker   -> ready {pid, network_isolated, read_all, hidden, private_tmp}  |  failed {error}
     platform -> job {program, mode, seed, limits, options}
     worker   -> started {pgid}  (each child)  ...  done {outcome}
 
@@ -26,6 +26,7 @@ import math
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
 import sys
@@ -46,15 +47,20 @@ from progressbench.sandbox import (
     PR_SET_KEEPCAPS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
+    clear_private_tmp,
     clip,
+    disk_usage,
+    import_paths,
     keep_only_capability,
     loopback_up,
     prctl,
+    private_filesystem,
     read_tail,
     recv_message,
     remove_tree,
     send_message,
     signal_name,
+    uid_can_read,
     unshare,
 )
 
@@ -62,6 +68,10 @@ MIB = 1 << 20
 RESULT_FD = 3
 # How often the RSS watch (GPU jobs, where an address-space limit would break CUDA) looks.
 RSS_POLL_S = 0.05
+# How often the scratch directory's size is checked against the job's disk limit, and the
+# most entries a candidate may create there (each poll walks them all).
+DISK_POLL_S = 0.5
+MAX_SCRATCH_ENTRIES = 100_000
 TRACEBACK_LINES = 20
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -162,6 +172,13 @@ def _failure(exc: BaseException) -> tuple[str, str]:
     return text, status
 
 
+def _entry(spec: str) -> Any:
+    """The harness function a ``call`` job names ("module:function"); the platform chose it,
+    the candidate cannot."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 class Worker:
     def __init__(self, sock: socket.socket, init: dict[str, Any]):
         self.sock = sock
@@ -169,7 +186,6 @@ class Worker:
         self.variant: str = init["variant"]
         self.uid: int | None = init.get("uid")
         self.gid: int | None = init.get("gid")
-        self.read_all = bool(init.get("read_all"))
         self.threads = max(1, int(init.get("threads", 1)))
         self.memory_watch: str = init.get("memory_watch", "rlimit")
         self.max_result_bytes = int(init["max_result_bytes"])
@@ -194,9 +210,32 @@ class Worker:
                 self.network_isolated = True
             except OSError as exc:
                 print(f"no network namespace: {exc}", file=sys.stderr, flush=True)
+        self.filesystem: dict[str, Any] = {"hidden": [], "private_tmp": False}
+        needed = self._needed_paths()
+        if init.get("private_fs") and self.uid is not None and os.geteuid() == 0:
+            try:
+                self.filesystem = private_filesystem(needed, self.jobs_dir, int(init["shm_mb"]))
+            except OSError as exc:
+                print(f"no private file system: {exc}", file=sys.stderr, flush=True)
+        # Candidates keep read access everywhere (CAP_DAC_READ_SEARCH) only when their uid
+        # could not otherwise run the interpreter (e.g. one under a 0700 /root, not hidden).
+        self.read_all = self.uid is not None and not uid_can_read(self.uid, tuple(needed))
         # Everything imported so far is shared with every child: keep the collector from
         # touching (and so copying) those pages after each fork.
         gc.freeze()
+
+    def _needed_paths(self) -> list[str]:
+        """What candidates must be able to read: the interpreter, every imported package
+        (lazy imports happen in the children) and the data the environment declares."""
+        paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *import_paths()}
+        for name, module in list(sys.modules.items()):
+            origin = getattr(module, "__file__", None)
+            if "." not in name and isinstance(origin, str):
+                paths.add(os.path.dirname(origin))
+        declared = getattr(self.env, "readable_paths", None)
+        if declared is not None:
+            paths.update(str(p) for p in declared(self.variant))
+        return sorted(p for p in paths if p and os.path.exists(p))
 
     # --- the loop ----------------------------------------------------------------------
     def serve(self) -> None:
@@ -233,7 +272,7 @@ class Worker:
             scratch.mkdir(mode=0o700)
             if self.uid is not None and self.gid is not None:
                 os.chown(scratch, self.uid, self.gid)
-            mode = "smoke" if job["mode"] == "smoke" else "full"
+            mode = job["mode"] if job["mode"] in ("smoke", "call") else "full"
             first = self.phase(mode, job, job_dir, program, scratch, None)
             outcome = asdict(first)
             outcome["candidate_s"] = outcome.pop("seconds")
@@ -254,6 +293,7 @@ class Worker:
         finally:
             sweep(None)
             remove_tree(job_dir)
+            clear_private_tmp(self.jobs_dir)
 
     # --- one child -----------------------------------------------------------------------
     def phase(
@@ -265,7 +305,11 @@ class Worker:
         scratch: Path,
         raw: dict[str, Any] | None,
     ) -> Phase:
-        limits = job["limits"]
+        # Without a declared limit, half of the free space: the candidate may use the disk,
+        # not fill it.
+        disk_mb = job["limits"].get("disk_mb")
+        disk = int(disk_mb) * MIB if disk_mb else shutil.disk_usage(scratch).free // 2
+        limits = {**job["limits"], "disk_bytes": disk}
         seconds = float(limits["seconds"])
         memory = int(limits["memory_mb"]) * MIB
         vm, rss = _statm("self")
@@ -291,7 +335,7 @@ class Worker:
             except OSError as exc:
                 raise PlatformGone from exc
             status, usage, killed, payload = self.wait(
-                pid, read_end, time.monotonic() + seconds, rss + memory
+                pid, read_end, time.monotonic() + seconds, rss + memory, scratch, disk
             )
         except BaseException:
             sweep(pid)
@@ -305,23 +349,33 @@ class Worker:
         return result
 
     def wait(
-        self, pid: int, read_end: int, deadline: float, rss_cap: int
+        self, pid: int, read_end: int, deadline: float, rss_cap: int, scratch: Path, disk_cap: int
     ) -> tuple[int, resource.struct_rusage, str, bytes | None]:
-        """Collect the child's result while watching the clock, its memory (RSS mode) and
-        the platform. Returns (wait status, rusage, why we killed it or "", the result bytes
-        or None when they exceed the limit); leaves no process of the candidate behind."""
+        """Collect the child's result while watching the clock, its memory (RSS mode), the
+        size of its scratch directory and the platform. Returns (wait status, rusage, why we
+        killed it or "", the result bytes or None when they exceed the limit); leaves no
+        process of the candidate behind."""
         pidfd = os.pidfd_open(pid)
         poller = select.poll()
         for fd in (pidfd, read_end, self.sock.fileno()):
             poller.register(fd, select.POLLIN)
         payload: bytearray | None = bytearray()
         killed = ""
+        next_disk = time.monotonic() + DISK_POLL_S
         try:
             while True:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     killed = "timeout"
                     break
+                if now >= next_disk:
+                    used, entries = disk_usage(scratch, MAX_SCRATCH_ENTRIES)
+                    if used > disk_cap or entries > MAX_SCRATCH_ENTRIES:
+                        killed = "disk" if used > disk_cap else "files"
+                        break
+                    next_disk = now + DISK_POLL_S
+                left = min(left, next_disk - now)
                 if self.memory_watch == "rss":
                     left = min(left, RSS_POLL_S)
                 ready = {fd for fd, _ in poller.poll(left * 1000)}
@@ -379,6 +433,14 @@ class Worker:
             return Phase("timeout", error=f"exceeded the time limit of {seconds:g} s")
         if killed == "memory":
             return Phase("memory", error=f"exceeded the memory limit of {limits['memory_mb']} MB")
+        if killed == "disk":
+            cap = limits["disk_bytes"] / MIB
+            return Phase("output-limit", error=f"wrote more than {cap:.0f} MB into its scratch directory")
+        if killed == "files":
+            return Phase(
+                "output-limit",
+                error=f"created more than {MAX_SCRATCH_ENTRIES} files in its scratch directory",
+            )
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
             sig = -code
@@ -447,6 +509,8 @@ class Worker:
                 )
                 if mode == "smoke":
                     result = self.env.smoke(program, ctx)
+                elif mode == "call":
+                    result = _entry(str(ctx.options["entry"]))(program, ctx)
                 elif mode == "verify":
                     result = self.env.verify(program, raw or {}, ctx)
                 else:
@@ -565,7 +629,14 @@ def main(argv: list[str]) -> int:
         send_message(sock, {"op": "failed", "error": _describe(exc)})
         return 1
     send_message(
-        sock, {"op": "ready", "pid": os.getpid(), "network_isolated": worker.network_isolated}
+        sock,
+        {
+            "op": "ready",
+            "pid": os.getpid(),
+            "network_isolated": worker.network_isolated,
+            "read_all": worker.read_all,
+            **worker.filesystem,
+        },
     )
     worker.serve()
     return 0

@@ -24,7 +24,9 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _invalid(reason: str, metrics: dict[str, float] | None = None, telemetry: dict[str, Any] | None = None) -> Assessment:
+def _invalid(
+    reason: str, metrics: dict[str, float] | None = None, telemetry: dict[str, Any] | None = None
+) -> Assessment:
     return Assessment(valid=False, reason=reason, metrics=metrics or {}, telemetry=telemetry or {})
 
 
@@ -37,9 +39,13 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
     if not isinstance(raw, dict) or not raw:
         return _invalid("the run returned no result")
     verified = verified if isinstance(verified, dict) else None
-    violations = _unique(list(raw.get("violations") or []) + list((verified or {}).get("violations") or []))
+    violations = _unique(
+        list(raw.get("violations") or []) + list((verified or {}).get("violations") or [])
+    )
     if violations:
-        return _invalid("the program did what a training script may not: " + "; ".join(violations[:3]))
+        return _invalid(
+            "the program did what a training script may not: " + "; ".join(violations[:3])
+        )
     if not raw.get("ok"):
         return _invalid(str(raw.get("error") or "the run failed"))
     tampered = sorted(set(raw.get("tampered") or []) | set((verified or {}).get("tampered") or []))
@@ -49,7 +55,9 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
             f"patching libraries): {', '.join(tampered[:6])}"
         )
     if verified is None or not verified.get("ok"):
-        return _invalid(f"verification failed: {(verified or {}).get('error', 'no verification result')}")
+        return _invalid(
+            f"verification failed: {(verified or {}).get('error', 'no verification result')}"
+        )
     telemetry = _telemetry(raw, verified, v)
     problem = _integrity_problem(verified, v)
     if problem:
@@ -58,7 +66,9 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
     return _score(raw, verified, v, telemetry)
 
 
-def _integrity_problem(verified: dict[str, Any], v: VariantSpec) -> tuple[str, dict[str, float]] | None:
+def _integrity_problem(
+    verified: dict[str, Any], v: VariantSpec
+) -> tuple[str, dict[str, float]] | None:
     checkpoints = verified.get("checkpoints") or []
     if not checkpoints:
         return "verification scored no checkpoint", {}
@@ -68,14 +78,21 @@ def _integrity_problem(verified: dict[str, Any], v: VariantSpec) -> tuple[str, d
         reported, recomputed = c.get("reported_probe_loss"), c.get("probe_loss")
         if not (_finite(reported) and _finite(recomputed)):
             if _finite(reported) != _finite(recomputed):
-                return f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights give {recomputed}", {}
+                return (
+                    f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights give {recomputed}",
+                    {},
+                )
             continue  # a diverged model: both sides say so, which is honest
         if abs(reported - recomputed) > v.probe_tolerance:
             return (
                 f"checkpoint {c['index']} (t={c['train_time_s']:.1f}s): the run reported probe loss "
                 f"{reported:.5f}, but its saved weights give {recomputed:.5f} when recomputed in a "
                 f"fresh process (|diff| {abs(reported - recomputed):.2g} > {v.probe_tolerance:g})",
-                {"reported_probe_loss": reported, "verified_probe_loss": recomputed, "checkpoint": float(c["index"])},
+                {
+                    "reported_probe_loss": reported,
+                    "verified_probe_loss": recomputed,
+                    "checkpoint": float(c["index"]),
+                },
             )
         if _finite(c.get("spot_error")) and c["spot_error"] > SPOT_TOLERANCE:
             return (
@@ -89,7 +106,11 @@ def _integrity_problem(verified: dict[str, Any], v: VariantSpec) -> tuple[str, d
             continue
         moved = max(check.get("prefix_change", 0.0), check.get("cross_change", 0.0))
         if not _finite(moved) or moved > v.causal_tolerance:
-            where = "earlier positions" if check.get("prefix_change", 0.0) >= check.get("cross_change", 0.0) else "other sequences of the batch"
+            where = (
+                "earlier positions"
+                if check.get("prefix_change", 0.0) >= check.get("cross_change", 0.0)
+                else "other sequences of the batch"
+            )
             return (
                 f"the model is not causal: changing later tokens of one sequence moved its predictions "
                 f"for {where} by {moved:.3g} (relative; tolerance {v.causal_tolerance:g}). "
@@ -102,20 +123,30 @@ def _integrity_problem(verified: dict[str, Any], v: VariantSpec) -> tuple[str, d
             f"validation loss {fresh['val_loss']:.4f}, but {fresh['fresh_loss']:.4f} on fresh samples "
             f"of the same source (gap {fresh['gap']:.3f} > {fresh['limit']:.3f}): the model was fitted "
             "to the validation tokens",
-            {"val_loss": fresh["val_loss"], "fresh_loss": fresh["fresh_loss"], "fresh_gap": fresh["gap"]},
+            {
+                "val_loss": fresh["val_loss"],
+                "fresh_loss": fresh["fresh_loss"],
+                "fresh_gap": fresh["gap"],
+            },
         )
     return None
 
 
-def _score(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec, telemetry: dict[str, Any]) -> Assessment:
+def _score(
+    raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec, telemetry: dict[str, Any]
+) -> Assessment:
     budget = min(float(raw.get("budget_s") or v.budget_s), v.budget_s)
     limit = budget * (1 + BUDGET_SLACK)
     checkpoints = verified["checkpoints"]
     within = [c for c in checkpoints if c["train_time_s"] <= limit and _finite(c.get("val_loss"))]
     if not within:
         if not any(_finite(c.get("val_loss")) for c in checkpoints):
-            return _invalid("the validation loss is not finite (training diverged)", telemetry=telemetry)
-        return _invalid(f"no checkpoint within the training budget of {budget:g}s", telemetry=telemetry)
+            return _invalid(
+                "the validation loss is not finite (training diverged)", telemetry=telemetry
+            )
+        return _invalid(
+            f"no checkpoint within the training budget of {budget:g}s", telemetry=telemetry
+        )
     reached = next((c for c in within if c["val_loss"] <= v.target), None)
     best = min(within, key=lambda c: c["val_loss"])
     chosen = reached or best
@@ -144,19 +175,34 @@ def _score(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec, teleme
         metrics["mfu"] = telemetry["mfu"]
     # Reaching the target scores budget / time (>= ~1, faster is higher); not reaching it
     # scores minus the distance left to the target (< 0), so any reaching run ranks above.
-    score = budget / max(reached["train_time_s"], 1e-3) if reached else -(best["val_loss"] - v.target)
+    score = (
+        budget / max(reached["train_time_s"], 1e-3) if reached else -(best["val_loss"] - v.target)
+    )
     features = {
         "log10_params": math.log10(max(metrics["params"], 1.0)),
         "log10_tokens_per_s": math.log10(max(metrics["tokens_per_s"], 1.0)),
     }
-    when = f"reached {v.target:g} at {reached['train_time_s']:.1f}s" if reached else f"best {best['val_loss']:.4f} > target {v.target:g}"
-    return Assessment(valid=True, score=score, metrics=metrics, features=features, telemetry=telemetry, reason=when)
+    when = (
+        f"reached {v.target:g} at {reached['train_time_s']:.1f}s"
+        if reached
+        else f"best {best['val_loss']:.4f} > target {v.target:g}"
+    )
+    return Assessment(
+        valid=True,
+        score=score,
+        metrics=metrics,
+        features=features,
+        telemetry=telemetry,
+        reason=when,
+    )
 
 
 def _telemetry(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec) -> dict[str, Any]:
     tel = dict(raw.get("telemetry") or {})
     tel["val_curve"] = [
-        [c["train_time_s"], c["tokens"], c["val_loss"]] for c in verified.get("checkpoints") or [] if _finite(c.get("val_loss"))
+        [c["train_time_s"], c["tokens"], c["val_loss"]]
+        for c in verified.get("checkpoints") or []
+        if _finite(c.get("val_loss"))
     ]
     tel.update(
         {
@@ -221,6 +267,8 @@ def format_telemetry(tel: dict[str, Any]) -> str:
             mem += f", CUDA peak allocated {memory['cuda_peak_allocated_mb']:.0f} MB, reserved {memory['cuda_peak_reserved_mb']:.0f} MB"
         lines.append(mem)
     floor = f", entropy floor {tel['entropy_floor']:.3f}" if tel.get("entropy_floor") else ""
-    lines.append(f"val loss: {_curve(tel.get('val_curve') or [])} (target {tel.get('target')}{floor}; stop: {tel.get('stop_reason', '?')})")
+    lines.append(
+        f"val loss: {_curve(tel.get('val_curve') or [])} (target {tel.get('target')}{floor}; stop: {tel.get('stop_reason', '?')})"
+    )
     lines.append(f"train loss: {_curve(tel.get('train_curve') or [])}")
     return "\n".join(lines)

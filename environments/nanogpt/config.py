@@ -19,7 +19,10 @@ RUN_OPTIONS = {
     "stop_at_target": bool,
     "data_dir": str,  # speedrun: where the shards are
     "nproc": int,  # speedrun: processes for torchrun (default: visible GPUs)
-    "val_tokens": int,  # shrink validation for tests; a run records the value it used
+    # Shrink the protocol for tests and benches (a run records the values it used).
+    "val_tokens": int,
+    "probe_tokens": int,
+    "eval_batch": int,  # validation windows per forward pass (memory, not results)
     "threads": int,  # CPU threads for torch (default: the variant's cpus)
 }
 
@@ -164,6 +167,8 @@ class RunSpec:
     profile: bool
     stop_at_target: bool
     val_tokens: int
+    probe_tokens: int
+    eval_batch: int
     threads: int
     data_dir: str | None
     nproc: int
@@ -180,7 +185,9 @@ class RunSpec:
         return cls(**data)
 
 
-def make_spec(variant: str, mode: str, seed: int, scratch: Path, options: dict[str, Any]) -> RunSpec:
+def make_spec(
+    variant: str, mode: str, seed: int, scratch: Path, options: dict[str, Any]
+) -> RunSpec:
     """The spec of one run: the variant's protocol, shrunk by the run options tests use."""
     v = VARIANTS[variant]
     opts = {k: RUN_OPTIONS[k](options[k]) for k in RUN_OPTIONS if options.get(k) is not None}
@@ -200,6 +207,8 @@ def make_spec(variant: str, mode: str, seed: int, scratch: Path, options: dict[s
         profile=False if smoke else opts.get("profile", True),
         stop_at_target=opts.get("stop_at_target", True),
         val_tokens=min(opts.get("val_tokens", v.val_tokens), v.val_tokens),
+        probe_tokens=min(opts.get("probe_tokens", v.probe_tokens), v.probe_tokens),
+        eval_batch=opts.get("eval_batch", v.eval_batch),
         threads=opts.get("threads", int(v.cpus)),
         data_dir=opts.get("data_dir"),
         nproc=opts.get("nproc", 0),

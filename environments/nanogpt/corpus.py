@@ -181,12 +181,21 @@ def grammar() -> Grammar:
         # but each topic has its own favourites, so the topic can be inferred from a few words.
         shared = _zipf(_permutation(size, 100 + cls), ZIPF_SCALE // 3)
         lemma_weights[cls] = np.stack(
-            [shared + _zipf(_permutation(size, 1000 * (k + 1) + cls), ZIPF_SCALE) for k in range(N_TOPICS)]
+            [
+                shared + _zipf(_permutation(size, 1000 * (k + 1) + cls), ZIPF_SCALE)
+                for k in range(N_TOPICS)
+            ]
         )
         if cls == NOUN:
-            forms = [[add(cls, i, s, SG) for i, s in enumerate(stems)], [add(cls, i, s + "s", PL) for i, s in enumerate(stems)]]
+            forms = [
+                [add(cls, i, s, SG) for i, s in enumerate(stems)],
+                [add(cls, i, s + "s", PL) for i, s in enumerate(stems)],
+            ]
         elif cls == VERB:
-            forms = [[add(cls, i, s + "s", SG) for i, s in enumerate(stems)], [add(cls, i, s, PL) for i, s in enumerate(stems)]]
+            forms = [
+                [add(cls, i, s + "s", SG) for i, s in enumerate(stems)],
+                [add(cls, i, s, PL) for i, s in enumerate(stems)],
+            ]
         else:
             ids = [add(cls, i, s, -1) for i, s in enumerate(stems)]
             forms = [ids, ids]
@@ -202,7 +211,9 @@ def grammar() -> Grammar:
 def _piece_tables(g: Grammar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
     """Flat character table and (offset, length) per piece. Pieces: every entry with a leading
     space, every entry without one (first word of a document), ",", "." and ".\\n"."""
-    strings = [" " + e.surface for e in g.entries] + [e.surface for e in g.entries] + [",", ".", ".\n"]
+    strings = (
+        [" " + e.surface for e in g.entries] + [e.surface for e in g.entries] + [",", ".", ".\n"]
+    )
     codes = [ALPHABET.index(c) for s in strings for c in s]
     lengths = np.array([len(s) for s in strings], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -269,7 +280,11 @@ def sample_documents(split: str | int, first_doc: int, n_docs: int) -> np.ndarra
             if not sel.any():
                 continue
             cdf = t["lemma_cdf"][c]
-            cond = topic[idx[sel]] if cdf.shape[0] == N_TOPICS else (number[idx[sel]] if cdf.shape[0] == 2 else 0)
+            cond = (
+                topic[idx[sel]]
+                if cdf.shape[0] == N_TOPICS
+                else (number[idx[sel]] if cdf.shape[0] == 2 else 0)
+            )
             lemma = _draw(cdf[cond], bits[2][sel])
             entry = g.entry_of[c][number[idx[sel]], lemma]
             piece[sel] = np.where(first[idx[sel]], entry + n_entries, entry)

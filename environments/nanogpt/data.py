@@ -33,7 +33,6 @@ class TrainStream:
     and shifted targets) and advances by ``n``, so consecutive batches tile the stream."""
 
     def __init__(self, spec: RunSpec):
-        v = spec.variant_spec
         self.tiny = spec.variant == "tiny"
         if self.tiny:
             self._corpus = corpus.CorpusStream("train")
@@ -42,9 +41,11 @@ class TrainStream:
         else:
             directory = _fineweb(spec)
             self._shards = shards.ShardSet(shards.train_shards(directory))
-            self.limit = self._shards.size - v.probe_tokens - 1
+            self.limit = self._shards.size - spec.probe_tokens - 1
             if self.limit <= 0:
-                raise DataMissing(f"the train shards in {directory} hold fewer tokens than the probe set")
+                raise DataMissing(
+                    f"the train shards in {directory} hold fewer tokens than the probe set"
+                )
         self.position = 0
 
     def probe(self, n: int) -> np.ndarray:

@@ -51,7 +51,8 @@ class NanoGPT(Environment):
         "(the modded-nanogpt speedrun, with a self-generated CPU variant)."
     )
     variants: ClassVar[dict[str, Variant]] = {
-        v.name: Variant(name=v.name, description=v.description, requires_gpu=v.requires_gpu) for v in VARIANTS.values()
+        v.name: Variant(name=v.name, description=v.description, requires_gpu=v.requires_gpu)
+        for v in VARIANTS.values()
     }
     default_variant = TINY.name
     # torch._dynamo: torch.optim imports it on first use (~2 s), so the warm worker pays once.
@@ -86,7 +87,9 @@ class NanoGPT(Environment):
 
     def objective(self, variant: str) -> Objective:
         v = VARIANTS[variant]
-        return Objective(metric="time_to_target_s", direction="minimize", unit="s", records=dict(v.records))
+        return Objective(
+            metric="time_to_target_s", direction="minimize", unit="s", records=dict(v.records)
+        )
 
     def baseline(self, variant: str) -> str:
         return (PROGRAMS / f"{VARIANTS[variant].name}.py").read_text()
@@ -104,8 +107,14 @@ class NanoGPT(Environment):
 
     def features(self, variant: str) -> list[Feature]:
         if variant == "speedrun":
-            return [Feature(name="log10_params", low=7.0, high=9.0), Feature(name="log10_tokens_per_s", low=5.0, high=7.5)]
-        return [Feature(name="log10_params", low=4.0, high=7.0), Feature(name="log10_tokens_per_s", low=3.0, high=6.0)]
+            return [
+                Feature(name="log10_params", low=7.0, high=9.0),
+                Feature(name="log10_tokens_per_s", low=5.0, high=7.5),
+            ]
+        return [
+            Feature(name="log10_params", low=4.0, high=7.0),
+            Feature(name="log10_tokens_per_s", low=3.0, high=6.0),
+        ]
 
     def task_description(self, variant: str) -> str:
         v = VARIANTS[variant]
@@ -134,7 +143,9 @@ class NanoGPT(Environment):
             "time or builtins (define your own functions instead). Such programs are rejected."
         )
 
-    def assess(self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str) -> Assessment:
+    def assess(
+        self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str
+    ) -> Assessment:
         from .assess import assess
 
         return assess(raw, verified, variant)
@@ -173,7 +184,11 @@ class NanoGPT(Environment):
                 "the model is not causal: its predictions for a position change when later tokens "
                 f"(or other sequences in the batch) change ({causal})"
             )
-        return {"steps": raw["steps"], "tokens": raw["tokens"], "probe_loss": raw["checkpoints"][-1]["probe_loss"]}
+        return {
+            "steps": raw["steps"],
+            "tokens": raw["tokens"],
+            "probe_loss": raw["checkpoints"][-1]["probe_loss"],
+        }
 
     def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
         spec = make_spec(ctx.variant, "full", ctx.seed, ctx.scratch, ctx.options)
@@ -185,7 +200,9 @@ class NanoGPT(Environment):
         from .launch import launch
 
         v = VARIANTS[ctx.variant]
-        return launch(Path(program), spec, nproc, timeout=spec.budget_s + v.warmup_cap_s + v.run_slack_s)
+        return launch(
+            Path(program), spec, nproc, timeout=spec.budget_s + v.warmup_cap_s + v.run_slack_s
+        )
 
     def verify(self, program: Path, raw: dict[str, Any], ctx: SandboxContext) -> dict[str, Any]:
         from .verify import verify_run

@@ -32,11 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 from progressbench.loader import load_program
 
-from . import data, integrity, losses, telemetry
+from . import data, integrity, losses, static, telemetry
 from .config import RunSpec
 from .losses import ProgramError
 
@@ -89,7 +92,9 @@ class Harness:
     )  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"<nanogpt harness {self.variant} on {self.device}, rank {self.rank}/{self.world_size}>"
+        return (
+            f"<nanogpt harness {self.variant} on {self.device}, rank {self.rank}/{self.world_size}>"
+        )
 
 
 class _Batches:
@@ -172,13 +177,19 @@ class _Run:
         self.ckpt_dir = Path(spec.scratch) / CHECKPOINT_DIR
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.stream = data.TrainStream(spec)
-        probe_tokens = self.v.eval_seq_len * SMOKE_PROBE_WINDOWS if self.smoke else self.v.probe_tokens
+        probe_tokens = (
+            self.v.eval_seq_len * SMOKE_PROBE_WINDOWS if self.smoke else spec.probe_tokens
+        )
         self.probe = losses.windows(self.stream.probe(probe_tokens), self.v.eval_seq_len).to(device)
         self.clock = Clock(self.cuda)
         self.sections = telemetry.Sections(_now, _cuda_sync if self.cuda else None)
-        self.profiler = telemetry.ProfileWindow(self.cuda, self.v.profile_steps) if spec.profile else None
+        self.profiler = (
+            telemetry.ProfileWindow(self.cuda, self.v.profile_steps) if spec.profile else None
+        )
         self.profile_at = min(self.v.profile_at_s, 0.25 * spec.budget_s)
-        self.peak_flops, self.peak_source = telemetry.peak_flops(device) if spec.profile else (None, "")
+        self.peak_flops, self.peak_source = (
+            telemetry.peak_flops(device) if spec.profile else (None, "")
+        )
         self.model: torch.nn.Module | None = None
         self.tokens = 0
         self.fetches = 0
@@ -223,7 +234,9 @@ class _Run:
     # --- the train stream ---------------------------------------------------------------------
     def fetch(self, batch_size: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         if self.in_warmup:
-            raise ProgramError("h.batches() is not available inside h.warmup(); use h.random_batch()")
+            raise ProgramError(
+                "h.batches() is not available inside h.warmup(); use h.random_batch()"
+            )
         if self.stop_reason or self._stop_before_fetch(batch_size * seq_len * self.world):
             return None
         self.sections.mark("data_start")
@@ -262,7 +275,10 @@ class _Run:
             self.checkpoint()
             while self.next_ckpt <= self.clock.elapsed():
                 self.next_ckpt += self.spec.ckpt_every_s
-            if self.spec.stop_at_target and self.checkpoints[-1]["probe_loss"] <= self.v.target - STOP_MARGIN:
+            if (
+                self.spec.stop_at_target
+                and self.checkpoints[-1]["probe_loss"] <= self.v.target - STOP_MARGIN
+            ):
                 self.stop_reason = "target"
                 return True
         self._profile_step(elapsed)
@@ -272,7 +288,11 @@ class _Run:
         """Unless the last checkpoint already holds the final state: no batch since, and no
         time either (work after the stream ended changes the weights without a batch)."""
         last = self.checkpoints[-1] if self.checkpoints else None
-        due = last is None or last["steps"] != self.fetches or self.clock.elapsed() > last["train_time_s"] + 1e-3
+        due = (
+            last is None
+            or last["steps"] != self.fetches
+            or self.clock.elapsed() > last["train_time_s"] + 1e-3
+        )
         if self.world > 1:
             due = self._agree(due, False)[0]
         return due
@@ -298,10 +318,14 @@ class _Run:
     def probe_loss(self) -> float:
         assert self.model is not None
         shard = self.probe[self.rank :: self.world]
-        ev = losses.evaluate(self.model, shard, self.v.vocab_size, self.v.eval_batch)
+        ev = losses.evaluate(self.model, shard, self.v.vocab_size, self.spec.eval_batch)
         if self.world == 1:
             return ev.mean
-        totals = torch.tensor([float(ev.per_window.sum()), float(ev.per_window.size)], dtype=torch.float64, device=self.device)
+        totals = torch.tensor(
+            [float(ev.per_window.sum()), float(ev.per_window.size)],
+            dtype=torch.float64,
+            device=self.device,
+        )
         _all_reduce(totals)
         return float(totals[0] / totals[1])
 
@@ -316,7 +340,9 @@ class _Run:
                 "steps": self.fetches,
             }
             if self.rank == 0 and not self.smoke:
-                state = {k: t.detach().to("cpu", copy=True) for k, t in _state_dict(self.model).items()}
+                state = {
+                    k: t.detach().to("cpu", copy=True) for k, t in _state_dict(self.model).items()
+                }
                 record["digest"] = integrity.state_digest(state)
                 path = self.ckpt_dir / f"ckpt_{record['index']:03d}.pt"
                 with self.sentinel.suspended():
@@ -375,13 +401,22 @@ class _Run:
 
     def random_batch(self, batch_size: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = torch.randint(
-            0, self.v.vocab_size, (batch_size, seq_len + 1), generator=self.random, device=self.device
+            0,
+            self.v.vocab_size,
+            (batch_size, seq_len + 1),
+            generator=self.random,
+            device=self.device,
         )
         return tokens[:, :-1], tokens[:, 1:]
 
     # --- telemetry probes -------------------------------------------------------------------
     def record_loss(self, tensors: Any) -> None:
-        if isinstance(tensors, torch.Tensor) and tensors.numel() == 1 and self.clock.running and not self.in_warmup:
+        if (
+            isinstance(tensors, torch.Tensor)
+            and tensors.numel() == 1
+            and self.clock.running
+            and not self.in_warmup
+        ):
             self.train_losses.append((self.clock.elapsed(), self.tokens, tensors.detach()))
 
     def install_probes(self) -> Callable[[], None]:
@@ -417,13 +452,22 @@ class _Run:
     # --- the whole run --------------------------------------------------------------------------
     def handle(self) -> Harness:
         h = Harness.__new__(Harness)
-        h.device, h.vocab_size, h.rank, h.world_size = self.device, self.v.vocab_size, self.rank, self.world
+        h.device, h.vocab_size, h.rank, h.world_size = (
+            self.device,
+            self.v.vocab_size,
+            self.rank,
+            self.world,
+        )
         h.seed, h.budget_s, h.target = self.spec.seed, self.spec.budget_s, self.v.target
         h.eval_seq_len, h.smoke, h.variant = self.v.eval_seq_len, self.smoke, self.v.name
-        h.batches = lambda batch_size, seq_len: _Batches(lambda: self.fetch(int(batch_size), int(seq_len)))
+        h.batches = lambda batch_size, seq_len: _Batches(
+            lambda: self.fetch(int(batch_size), int(seq_len))
+        )
         h.elapsed = lambda: self.clock.elapsed()
         h.warmup = lambda: self.warmup()
-        h.random_batch = lambda batch_size, seq_len: self.random_batch(int(batch_size), int(seq_len))
+        h.random_batch = lambda batch_size, seq_len: self.random_batch(
+            int(batch_size), int(seq_len)
+        )
         return h
 
     def execute(self) -> None:
@@ -438,11 +482,15 @@ class _Run:
                 module = load_program(self.program)
                 build, train = getattr(module, "build_model", None), getattr(module, "train", None)
                 if not callable(build) or not callable(train):
-                    raise ProgramError("the program must define build_model(vocab_size) and train(model, h)")
+                    raise ProgramError(
+                        "the program must define build_model(vocab_size) and train(model, h)"
+                    )
                 _seed_everything(self.spec.seed)
                 model = build(self.v.vocab_size)
                 if not isinstance(model, torch.nn.Module):
-                    raise ProgramError(f"build_model must return a torch.nn.Module, got {type(model).__name__}")
+                    raise ProgramError(
+                        f"build_model must return a torch.nn.Module, got {type(model).__name__}"
+                    )
                 self.model = model.to(self.device)
                 self.clock.start()
                 self.sections.resume()
@@ -454,7 +502,9 @@ class _Run:
                 if self._final_checkpoint_due():
                     self.checkpoint()
                 if self.smoke:
-                    self.smoke_causality = losses.causality(self.model, self.probe, self.v.vocab_size)
+                    self.smoke_causality = losses.causality(
+                        self.model, self.probe, self.v.vocab_size
+                    )
                 self._integrity()
         finally:
             undo()
@@ -473,7 +523,9 @@ class _Run:
             "peak_flops": self.peak_flops,
             "peak_flops_source": self.peak_source,
             "train_curve": telemetry.downsample(curve, LOSS_CURVE_POINTS),
-            "probe_curve": [[c["train_time_s"], c["tokens"], c["probe_loss"]] for c in self.checkpoints],
+            "probe_curve": [
+                [c["train_time_s"], c["tokens"], c["probe_loss"]] for c in self.checkpoints
+            ],
         }
         fpt = (self.profile_result or {}).get("flops_per_token")
         if fpt and self.peak_flops:
@@ -496,7 +548,10 @@ class _Run:
             "checkpoints": self.checkpoints,
             "telemetry": tel,
             "violations": list(self.sentinel.violations)
-            + [f"ran program code in a background thread ({name})" for name in sorted(self.thread_violations)],
+            + [
+                f"ran program code in a background thread ({name})"
+                for name in sorted(self.thread_violations)
+            ],
             "tampered": sorted(self.tampered),
         }
 
@@ -518,6 +573,14 @@ class _Run:
 
 def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
     """Run the program's training under the harness; the raw result for ``verify``/``assess``."""
+    findings = [
+        f"static check, {f}"
+        for f in static.scan(Path(program).read_text(encoding="utf-8", errors="replace"))
+    ]
+    if findings:
+        if spec.mode == "smoke":  # the agent's fast feedback: every rule and line
+            raise ProgramError("; ".join(findings))
+        return {"ok": False, "violations": findings, "error": "the program failed the static check"}
     rank, world, device = _distributed(spec)
     if device.type == "cpu":
         torch.set_num_threads(max(1, spec.threads))
@@ -528,7 +591,11 @@ def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
         # An attempt the sentinel refused usually surfaces as an exception in the program:
         # report the violation (an invalid run, with its reason) rather than a crash.
         if run.sentinel.violations:
-            return {"ok": False, "violations": list(run.sentinel.violations), "error": f"{type(exc).__name__}: {exc}"}
+            return {
+                "ok": False,
+                "violations": list(run.sentinel.violations),
+                "error": f"{type(exc).__name__}: {exc}",
+            }
         raise
     raw = run.result()
     if run.smoke:

@@ -18,6 +18,7 @@ state); it turns the direct routes into recorded violations. The independent che
 
 from __future__ import annotations
 
+import _thread
 import builtins
 import hashlib
 import math
@@ -37,9 +38,8 @@ import torch
 
 PACKAGE = __name__.rpartition(".")[0]
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
-_LIBRARY_DIRS = tuple(
-    {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-)
+_SITE_DIRS = tuple({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
+_STDLIB_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # Events whose target is a path (first argument), and those that also name a destination.
 _PATH_EVENTS = {
@@ -52,9 +52,15 @@ _REFLECTION = {
     "gc.get_referents", "sys.settrace", "sys.setprofile", "sys.addaudithook",
 }  # fmt: skip
 _FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
-_PROCESS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"}
-# Modules through which a program would reach frames indirectly (inspect.currentframe()).
-_TRANSPARENT = ("inspect.py",)
+# Starting threads or processes: refused when the program asked for it, directly or through the
+# standard library (ThreadPoolExecutor, multiprocessing); torch and triton may (compile pools).
+_CONCURRENCY = {
+    "_thread.start_new_thread", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
+    "os.spawn", "os.fork", "os.forkpty",
+}  # fmt: skip
+# Modules through which a program would reach frames indirectly (inspect.currentframe(),
+# traceback.walk_stack()): for frame-returning events the caller is looked for past them.
+_TRANSPARENT = ("inspect.py", "traceback.py")
 # From ``Sentinel._check``: _check <- hook <- _dispatch <- the frame that raised the event.
 _CALLER = 3
 
@@ -73,12 +79,15 @@ class Sentinel:
         self._suspended = 0
         self._busy = False
         _install(self)
+        _guard_threads()
 
     # --- state ------------------------------------------------------------------------------
     @contextmanager
     def active(self) -> Iterator[None]:
         """Armed for the duration, with the harness's modules hidden from ``sys.modules``."""
-        hidden = {n: m for n, m in sys.modules.items() if n == PACKAGE or n.startswith(PACKAGE + ".")}
+        hidden = {
+            n: m for n, m in sys.modules.items() if n == PACKAGE or n.startswith(PACKAGE + ".")
+        }
         for name in hidden:
             del sys.modules[name]
         self.armed = True
@@ -100,6 +109,16 @@ class Sentinel:
     # --- the hook ---------------------------------------------------------------------------
     def _is_program(self, frame: FrameType | None) -> bool:
         return frame is not None and frame.f_code.co_filename in self.program
+
+    def _past_stdlib(self, frame: FrameType | None) -> FrameType | None:
+        """The innermost frame outside the standard library (and this module's wrappers)."""
+        while frame is not None:
+            name = frame.f_code.co_filename
+            in_stdlib = name.startswith(_STDLIB_DIRS) and not name.startswith(_SITE_DIRS)
+            if not (in_stdlib or name.startswith("<frozen") or name == __file__):
+                return frame
+            frame = frame.f_back
+        return None
 
     def _first_actor(self, frame: FrameType | None) -> str:
         """'program', 'harness' or 'library': the innermost frame that is not library code."""
@@ -143,7 +162,10 @@ class Sentinel:
             writing = bool((flags or 0) & _WRITE_FLAGS) or any(c in (mode or "") for c in "wax+")
             if (writing or self.deny_reads) and self._under(path, ckpt):
                 self._refuse(f"opened the harness's checkpoint area ({os.fsdecode(path)})")
-            if self._under(path, (PACKAGE_DIR,)) and self._first_actor(sys._getframe(_CALLER)) == "program":
+            if (
+                self._under(path, (PACKAGE_DIR,))
+                and self._first_actor(sys._getframe(_CALLER)) == "program"
+            ):
                 self._refuse(f"read the harness's source ({os.fsdecode(path)})")
         elif event in _PATH_EVENTS or event in _TWO_PATH_EVENTS:
             paths = args[:2] if event in _TWO_PATH_EVENTS else args[:1]
@@ -155,14 +177,24 @@ class Sentinel:
                 self._refuse(f"imported the harness module {name}", ImportError)
         elif event in _REFLECTION or (event == "object.__getattr__" and args[1] in _FRAME_ATTRS):
             caller = sys._getframe(_CALLER)
-            while caller is not None and caller.f_code.co_filename.endswith(_TRANSPARENT):
+            # Not for tb_frame & co: traceback formats exceptions through them, harmlessly.
+            while (
+                event in _REFLECTION
+                and caller is not None
+                and caller.f_code.co_filename.endswith(_TRANSPARENT)
+            ):
                 caller = caller.f_back
             if self._is_program(caller):
                 what = f"{event} {args[1]}" if event == "object.__getattr__" else event
                 self._refuse(f"used reflection ({what}), which can reach the harness's state")
-        elif event.startswith("ctypes.") or event in _PROCESS:
+        elif event.startswith("ctypes."):
             if self._is_program(sys._getframe(_CALLER)):
                 self._refuse(f"called {event} directly")
+        elif event in _CONCURRENCY:
+            if self._is_program(self._past_stdlib(sys._getframe(_CALLER))):
+                self._refuse(
+                    f"started a thread or process ({event}): training must happen in train()"
+                )
 
 
 _SENTINELS: list[Sentinel] = []
@@ -171,6 +203,23 @@ _SENTINELS: list[Sentinel] = []
 def _dispatch(event: str, args: tuple) -> None:
     if _SENTINELS:
         _SENTINELS[-1].hook(event, args)
+
+
+def _guard_threads() -> None:
+    """Python 3.11 raises no audit event when a thread starts, so the one function every
+    thread starts through (threading calls it by this module-global name) is wrapped, and
+    raises the event the sentinel checks. The wrapper is watched like any patch point."""
+    if getattr(_thread.start_new_thread, "_nanogpt_guard", False):
+        return
+    original = _thread.start_new_thread
+
+    def start_new_thread(function: Any, args: tuple, kwargs: dict | None = None) -> int:
+        _dispatch("_thread.start_new_thread", (function, args, kwargs))
+        return original(function, args, kwargs) if kwargs is not None else original(function, args)
+
+    start_new_thread._nanogpt_guard = True  # type: ignore[attr-defined]
+    _thread.start_new_thread = start_new_thread
+    threading._start_new_thread = start_new_thread  # type: ignore[attr-defined]
 
 
 def _install(sentinel: Sentinel) -> None:
@@ -204,6 +253,8 @@ def _watched() -> dict[str, Any]:
 _SELECTED = {
     "torch.cuda": ("synchronize", "Event", "max_memory_allocated", "max_memory_reserved"),
     "torch.distributed": ("all_reduce", "broadcast", "barrier"),
+    "_thread": ("start_new_thread",),
+    "threading": ("_start_new_thread",),
 }
 
 
@@ -211,7 +262,11 @@ def _entries(owner: Any, own_module: bool) -> dict[str, Any]:
     items = vars(owner).items()
     if own_module:  # everything in the harness's modules, data included
         return dict(items)
-    return {k: v for k, v in items if callable(v) or isinstance(v, (property, classmethod, staticmethod))}
+    return {
+        k: v
+        for k, v in items
+        if callable(v) or isinstance(v, (property, classmethod, staticmethod))
+    }
 
 
 class PatchWatch:
@@ -237,7 +292,9 @@ class PatchWatch:
             current = vars(self._owners[name]).get(key, _MISSING)
             if current is value:
                 continue
-            if (name, key) in _REWRAPPED_BY_TORCH and getattr(current, "__wrapped__", None) is value:
+            if (name, key) in _REWRAPPED_BY_TORCH and getattr(
+                current, "__wrapped__", None
+            ) is value:
                 continue
             found.append(f"{name}.{key}")
         return found

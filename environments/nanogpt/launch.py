@@ -57,7 +57,9 @@ def launch(program: Path, spec: RunSpec, nproc: int, timeout: float) -> dict[str
     sys.stderr.write(proc.stderr[-20_000:])
     if proc.returncode != 0 or not result.exists():
         tail = (proc.stderr or proc.stdout)[-3000:]
-        raise RuntimeError(f"torchrun ({nproc} processes) exited with status {proc.returncode}:\n{tail}")
+        raise RuntimeError(
+            f"torchrun ({nproc} processes) exited with status {proc.returncode}:\n{tail}"
+        )
     return json.loads(result.read_text())
 
 

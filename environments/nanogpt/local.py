@@ -24,14 +24,20 @@ from progressbench.environment import Assessment, SandboxContext
 
 from .env import NanoGPT
 
+LOG_CHARS = 4000
 
-def _in_child(fn: Any, timeout: float) -> tuple[dict[str, Any] | None, str, float]:
-    """Run ``fn()`` in a forked child: (its dict, or None; the error text; seconds)."""
+
+def _in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None, str, float]:
+    """Run ``fn()`` in a forked child, its output into ``log``: (its dict, or None; the error
+    text; seconds)."""
     read_end, write_end = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
         signal.alarm(max(1, int(timeout)))
         try:
             payload = json.dumps({"ok": fn()})
@@ -65,13 +71,18 @@ def evaluate(
     options = options or {}
     resources = env.resources(variant)
     out: dict[str, Any] = {"program": str(program)}
-    with tempfile.TemporaryDirectory(prefix="nanogpt-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nanogpt-") as tmp, tempfile.TemporaryDirectory() as logs:
         scratch = Path(tmp)
         home = os.environ.get("HOME")
 
         def context(mode: str) -> SandboxContext:
             return SandboxContext(
-                variant=variant, mode=mode, seed=seed, scratch=scratch, time_limit=resources.seconds, options=options
+                variant=variant,
+                mode=mode,
+                seed=seed,
+                scratch=scratch,
+                time_limit=resources.seconds,
+                options=options,
             )
 
         def phase(mode: str, call: Any, limit: float) -> dict[str, Any] | None:
@@ -80,25 +91,35 @@ def evaluate(
                 os.environ["HOME"] = str(scratch)
                 return call(context(mode))
 
-            result, error, seconds = _in_child(inside, limit)
+            log = Path(logs) / f"{mode}.log"
+            result, error, seconds = _in_child(inside, limit, log)
             out[f"{mode}_s"] = round(seconds, 3)
+            out[f"{mode}_log"] = log.read_text(errors="replace")[-LOG_CHARS:]
             if error:
                 out[f"{mode}_error"] = error
             return result
 
         try:
             if smoke:
-                out["smoke"] = phase("smoke", lambda ctx: env.smoke(program, ctx), resources.smoke_seconds)
+                out["smoke"] = phase(
+                    "smoke", lambda ctx: env.smoke(program, ctx), resources.smoke_seconds
+                )
                 if out["smoke"] is None:
-                    out["assessment"] = Assessment(valid=False, reason=f"smoke failed: {out['smoke_error']}").model_dump()
+                    out["assessment"] = Assessment(
+                        valid=False, reason=f"smoke failed: {out['smoke_error']}"
+                    ).model_dump()
                     return out
             raw = phase("full", lambda ctx: env.run(program, ctx), resources.seconds)
             verified = None
             if raw is not None:
-                verified = phase("verify", lambda ctx: env.verify(program, raw, ctx), resources.seconds)
+                verified = phase(
+                    "verify", lambda ctx: env.verify(program, raw, ctx), resources.seconds
+                )
             out["raw"], out["verified"] = raw, verified
             if raw is None:
-                assessment = Assessment(valid=False, reason=f"run failed: {out.get('full_error', '')}")
+                assessment = Assessment(
+                    valid=False, reason=f"run failed: {out.get('full_error', '')}"
+                )
             else:
                 assessment = env.assess(raw, verified, variant)
             out["assessment"] = assessment.model_dump()
@@ -126,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             options[key] = value
     env = NanoGPT()
     for program in args.programs:
-        result = evaluate(program.resolve(), args.variant, args.seed, options, smoke=not args.no_smoke)
+        result = evaluate(
+            program.resolve(), args.variant, args.seed, options, smoke=not args.no_smoke
+        )
         if args.json:
             print(json.dumps(result), flush=True)
             continue
@@ -135,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in sorted(a["metrics"]):
             print(f"  {key} = {a['metrics'][key]:.6g}")
         print(env.format_telemetry(a["telemetry"]))
-        print(f"  phases: smoke {result.get('smoke_s')}s, run {result.get('full_s')}s, verify {result.get('verify_s')}s")
+        print(
+            f"  phases: smoke {result.get('smoke_s')}s, run {result.get('full_s')}s, verify {result.get('verify_s')}s"
+        )
         for mode in ("smoke", "full", "verify"):
             if f"{mode}_error" in result:
                 print(f"  {mode} error: {result[f'{mode}_error']}")

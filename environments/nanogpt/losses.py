@@ -53,7 +53,9 @@ class Evaluation:
     """Mean loss over windows, plus per-window means (for standard errors) and a sample of
     (logits row, target, loss) triples that ``spot_check`` recomputes in numpy."""
 
-    def __init__(self, mean: float, per_window: np.ndarray, sample: list[tuple[np.ndarray, int, float]]):
+    def __init__(
+        self, mean: float, per_window: np.ndarray, sample: list[tuple[np.ndarray, int, float]]
+    ):
         self.mean = mean
         self.per_window = per_window
         self.sample = sample
@@ -85,11 +87,19 @@ def evaluate(
                 sums.append(losses.double().sum(dim=1))
                 if sample_every and (i // batch) % sample_every == 0:
                     row = (i * 7919) % x.shape[1]  # a spread of positions, deterministic
-                    sample.append((logits[0, row].double().cpu().numpy(), int(y[0, row]), float(losses[0, row])))
+                    sample.append(
+                        (
+                            logits[0, row].double().cpu().numpy(),
+                            int(y[0, row]),
+                            float(losses[0, row]),
+                        )
+                    )
     finally:
         _module_train(model, was_training)
     per_window = (torch.cat(sums) / (data.shape[1] - 1)).cpu().numpy() if sums else np.zeros(0)
-    return Evaluation(float(per_window.mean()) if per_window.size else float("nan"), per_window, sample)
+    return Evaluation(
+        float(per_window.mean()) if per_window.size else float("nan"), per_window, sample
+    )
 
 
 def spot_check(sample: list[tuple[np.ndarray, int, float]]) -> float:
@@ -111,8 +121,8 @@ def causality(model: torch.nn.Module, data: torch.Tensor, vocab: int) -> dict[st
     _module_train(model, False)
     try:
         with _no_grad():
-            x = data[:4, :-1]
-            other = data[4:5, :-1] if data.shape[0] > 4 else data[:1, :-1].flip(1)
+            x = data[:2, :-1]
+            other = data[2:3, :-1] if data.shape[0] > 2 else data[:1, :-1].flip(1)
             base = logits_of(model, x, vocab)
             scale = max(1.0, float(base.abs().max()))
             worst_prefix = worst_cross = 0.0
@@ -121,7 +131,9 @@ def causality(model: torch.nn.Module, data: torch.Tensor, vocab: int) -> dict[st
                 changed = x.clone()
                 changed[0, cut:] = other[0, cut:]
                 out = logits_of(model, changed, vocab)
-                worst_prefix = max(worst_prefix, float((out[0, :cut] - base[0, :cut]).abs().max()) / scale)
+                worst_prefix = max(
+                    worst_prefix, float((out[0, :cut] - base[0, :cut]).abs().max()) / scale
+                )
                 worst_cross = max(worst_cross, float((out[1:] - base[1:]).abs().max()) / scale)
     finally:
         _module_train(model, was_training)

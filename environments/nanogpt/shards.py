@@ -49,7 +49,9 @@ def read_header(path: Path) -> int:
     count = int(header[2])
     size = path.stat().st_size
     if size != HEADER_BYTES + 2 * count:
-        raise ShardError(f"{path}: header says {count} tokens but the file holds {(size - HEADER_BYTES) / 2:g}")
+        raise ShardError(
+            f"{path}: header says {count} tokens but the file holds {(size - HEADER_BYTES) / 2:g}"
+        )
     return count
 
 
@@ -93,7 +95,9 @@ class ShardSet:
 Downloader = Callable[..., str]
 
 
-def fetch_fineweb(dest: Path, train_shards_wanted: int, repo: str, download: Downloader | None = None) -> list[Path]:
+def fetch_fineweb(
+    dest: Path, train_shards_wanted: int, repo: str, download: Downloader | None = None
+) -> list[Path]:
     """Download the validation shard and the first train shards into ``dest`` (skipping those
     already there and valid). ``download`` defaults to ``huggingface_hub.hf_hub_download``."""
     if download is None:
@@ -106,7 +110,9 @@ def fetch_fineweb(dest: Path, train_shards_wanted: int, repo: str, download: Dow
         try:
             read_header(path)
         except (OSError, ShardError):
-            got = Path(download(repo_id=repo, filename=name, repo_type="dataset", local_dir=str(dest)))
+            got = Path(
+                download(repo_id=repo, filename=name, repo_type="dataset", local_dir=str(dest))
+            )
             if got.resolve() != path.resolve():
                 got.replace(path)
             read_header(path)  # a truncated or foreign download fails here, by name

@@ -86,7 +86,7 @@ class Sections:
         self._stamp(self._current)
         if self._sync is not None:
             self._sync()
-            for (section, start), (_, end) in zip(self._pending, self._pending[1:]):
+            for (section, start), (_, end) in zip(self._pending, self._pending[1:], strict=False):
                 self.totals[section] += start.elapsed_time(end) / 1000.0
             self._pending.clear()
         self._paused = True
@@ -136,7 +136,9 @@ class ProfileWindow:
         self.start_fetch, self.start_tokens = fetch, tokens
 
     def due(self, fetch: int) -> bool:
-        return self.running and self.start_fetch is not None and fetch >= self.start_fetch + self.steps
+        return (
+            self.running and self.start_fetch is not None and fetch >= self.start_fetch + self.steps
+        )
 
     def stop(self, fetch: int, tokens: int) -> dict[str, Any]:
         prof, self._prof = self._prof, None
@@ -144,7 +146,11 @@ class ProfileWindow:
         self.done = True
         events = prof.key_averages()
         if self.cuda:
-            attr = "self_device_time_total" if hasattr(events[0], "self_device_time_total") else "self_cuda_time_total"
+            attr = (
+                "self_device_time_total"
+                if hasattr(events[0], "self_device_time_total")
+                else "self_cuda_time_total"
+            )
             kind = "CUDA kernels by self device time"
         else:
             attr = "self_cpu_time_total"
@@ -159,7 +165,12 @@ class ProfileWindow:
             "steps": fetch - (self.start_fetch or 0),
             "tokens": window_tokens,
             "top": [
-                {"name": e.key, "self_ms": round(t / 1000.0, 3), "share": round(t / total, 4), "calls": int(e.count)}
+                {
+                    "name": e.key,
+                    "self_ms": round(t / 1000.0, 3),
+                    "share": round(t / total, 4),
+                    "calls": int(e.count),
+                }
                 for e, t in timed[: self.top_k]
             ],
             "flops_per_token": flops / window_tokens if window_tokens and flops else None,
@@ -213,5 +224,5 @@ def downsample(points: list[list[float]], n: int) -> list[list[float]]:
     out = []
     for i in range(n):
         chunk = points[i * len(points) // n : (i + 1) * len(points) // n]
-        out.append([sum(col) / len(chunk) for col in zip(*chunk)])
+        out.append([sum(col) / len(chunk) for col in zip(*chunk, strict=False)])
     return out

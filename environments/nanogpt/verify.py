@@ -132,7 +132,7 @@ class _Verifier:
         if not records:
             return {"ok": False, "error": "the run left no checkpoint to verify"}
         val = self.windows(data.validation_tokens(self.spec))
-        probe = self.windows(data.TrainStream(self.spec).probe(self.v.probe_tokens))
+        probe = self.windows(data.TrainStream(self.spec).probe(self.spec.probe_tokens))
         fresh_seed = secrets.randbits(31)
         fresh = self.windows(data.fresh_tokens(self.spec, fresh_seed))
         assert val is not None and probe is not None
@@ -158,7 +158,7 @@ class _Verifier:
                     checks[f"causality_{name}"] = losses.causality(model, val, self.v.vocab_size)
                 if fresh is not None:
                     self.load(model, records[best["index"]])
-                    ev = losses.evaluate(model, fresh, self.v.vocab_size, self.v.eval_batch)
+                    ev = losses.evaluate(model, fresh, self.v.vocab_size, self.spec.eval_batch)
                     gap = ev.mean - best["val_loss"]
                     stderr = float(np.hypot(ev.stderr(), best["val_stderr"]))
                     checks["fresh"] = {
@@ -183,18 +183,24 @@ class _Verifier:
     def load(self, model: torch.nn.Module, record: dict[str, Any]) -> str | None:
         """Load a checkpoint; the reason it cannot be trusted, or None."""
         with self.sentinel.suspended():
-            state = _load(self.ckpt_dir / record["file"], map_location=self.device, weights_only=True)
+            state = _load(
+                self.ckpt_dir / record["file"], map_location=self.device, weights_only=True
+            )
         if integrity.state_digest(state) != record["digest"]:
             return "its file is not the one the harness saved (digest mismatch)"
         try:
             _load_state_dict(model, state, strict=True, assign=True)
         except RuntimeError as exc:
-            raise ProgramError(f"checkpoint {record['index']} does not fit build_model(): {exc}") from None
+            raise ProgramError(
+                f"checkpoint {record['index']} does not fit build_model(): {exc}"
+            ) from None
         if integrity.state_digest(_state_dict(model)) != record["digest"]:
             return "after loading, the model does not hold the checkpoint's weights"
         return None
 
-    def score(self, model: torch.nn.Module, record: dict[str, Any], val: torch.Tensor, probe: torch.Tensor) -> dict[str, Any]:
+    def score(
+        self, model: torch.nn.Module, record: dict[str, Any], val: torch.Tensor, probe: torch.Tensor
+    ) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "index": record["index"],
             "train_time_s": record["train_time_s"],
@@ -205,11 +211,15 @@ class _Verifier:
         if problem:
             entry["error"] = problem
             return entry
-        ev = losses.evaluate(model, val, self.v.vocab_size, self.v.eval_batch, sample_every=SPOT_EVERY)
+        ev = losses.evaluate(
+            model, val, self.v.vocab_size, self.spec.eval_batch, sample_every=SPOT_EVERY
+        )
         entry["val_loss"] = ev.mean
         entry["val_stderr"] = ev.stderr()
         entry["spot_error"] = losses.spot_check(ev.sample)
-        entry["probe_loss"] = losses.evaluate(model, probe, self.v.vocab_size, self.v.eval_batch).mean
+        entry["probe_loss"] = losses.evaluate(
+            model, probe, self.v.vocab_size, self.spec.eval_batch
+        ).mean
         return entry
 
 

@@ -27,13 +27,12 @@ from progressbench.sandbox import (
     WarmWorker,
     WorkerLost,
     WorkerStartError,
-    import_paths,
+    kill_uid,
     lease_uids,
     prctl,
     remove_tree,
     scrubbed_environ,
     track,
-    uid_can_read,
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "drop_uid": None,
     "uid_base": DEFAULT_UID_BASE,
     "network": False,
+    "private_fs": True,
     "memory_watch": None,
     "max_result_bytes": 16 * 1024 * 1024,
     "pass_env": [],
@@ -76,6 +76,10 @@ class LocalEvaluator(Evaluator):
       (``uid_base`` upward, one per worker, leased machine-wide).
     - ``network`` (default False): False keeps candidates in a network namespace with only
       loopback, when running as root.
+    - ``private_fs`` (default True): as root, each worker gets its own mount namespace in
+      which the platform user's home directory is hidden (only the interpreter and imported
+      packages stay visible, read-only) and /tmp, /var/tmp and /dev/shm are private and
+      size-capped.
     - ``memory_watch``: ``"rlimit"`` (address-space limit; default without GPUs) or ``"rss"``
       (resident size polled and killed past the limit; the default with GPUs, since CUDA
       reserves far more address space than it uses).
@@ -145,11 +149,11 @@ class LocalEvaluator(Evaluator):
                 [*extra, *filter(None, [environ.get("PYTHONPATH")])]
             )
         uids: list[int | None] = [None] * self.workers
-        read_all = False
         if drop:
             leased, self._leases = lease_uids(self.workers, int(s["uid_base"]))
             uids = list(leased)
-            read_all = not uid_can_read(leased[0], tuple(sorted({*import_paths(), *extra})))
+            for uid in leased:  # whatever a crashed earlier run left running as this uid
+                kill_uid(uid, uid)
         for slot, uid in enumerate(uids):
             init = {
                 "env": self.env.name,
@@ -157,8 +161,9 @@ class LocalEvaluator(Evaluator):
                 "plugin_modules": modules,
                 "uid": uid,
                 "gid": uid,
-                "read_all": read_all,
                 "isolate_network": not s["network"],
+                "private_fs": bool(s["private_fs"]),
+                "shm_mb": resources.memory_mb,
                 "threads": max(1, min(round(resources.cpus), cpus)),
                 "memory_watch": memory_watch,
                 "max_result_bytes": int(s["max_result_bytes"]),
@@ -190,6 +195,12 @@ class LocalEvaluator(Evaluator):
     @property
     def worker_pids(self) -> list[int]:
         return [w.pid for w in self._workers if w.pid is not None]
+
+    @property
+    def isolation(self) -> dict[str, Any]:
+        """What the first worker reported it put in place (network, file system, reads)."""
+        info = self._workers[0].info if self._workers else {}
+        return {k: v for k, v in info.items() if k not in ("op", "pid")}
 
     @property
     def sandbox_uids(self) -> list[int]:

@@ -116,16 +116,17 @@ FORBIDDEN_ATTRIBUTES: dict[str, str] = {
     "concurrent.futures.ProcessPoolExecutor": "starts processes",
 }
 
-# Calls whose first argument (or a path-like keyword) is a file path: it must be a relative
-# string literal, i.e. a file in the candidate's own scratch directory.
-FILE_FUNCTIONS = frozenset({
-    "open", "torch.load", "torch.save", "torch.from_file", "torch.jit.load", "torch.jit.save",
-    "numpy.load", "numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.fromfile",
-    "numpy.loadtxt", "numpy.savetxt", "numpy.genfromtxt", "numpy.memmap", "numpy.fromregex",
-    "numpy.lib.format.open_memmap", "gzip.open", "bz2.open", "lzma.open", "zipfile.ZipFile",
-    "tarfile.open",
-})  # fmt: skip
-FILE_METHODS = frozenset({"tofile"})
+# Calls that take a file path, with its position (keywords: PATH_KEYWORDS): it must be a
+# relative string literal, i.e. a file in the candidate's own scratch directory.
+FILE_FUNCTIONS: dict[str, int] = {
+    "open": 0, "torch.load": 0, "torch.save": 1, "torch.from_file": 0, "torch.jit.load": 0,
+    "torch.jit.save": 1, "numpy.load": 0, "numpy.save": 0, "numpy.savez": 0,
+    "numpy.savez_compressed": 0, "numpy.fromfile": 0, "numpy.loadtxt": 0, "numpy.savetxt": 0,
+    "numpy.genfromtxt": 0, "numpy.memmap": 0, "numpy.fromregex": 0,
+    "numpy.lib.format.open_memmap": 0, "gzip.open": 0, "bz2.open": 0, "lzma.open": 0,
+    "zipfile.ZipFile": 0, "tarfile.open": 0,
+}  # fmt: skip
+FILE_METHODS: dict[str, int] = {"tofile": 0}
 PATH_KEYWORDS = ("file", "fname", "filename", "f", "path", "name")
 
 # Compiler and backend switches a program may set on a module, to constant values only (a
@@ -161,8 +162,10 @@ NAME_ARGUMENTS: dict[str, tuple[int, ...] | None] = {
     "operator.methodcaller": (0,),
 }
 _REFLECTIVE_TEXT = re.compile(
-    r"__(?:" + "|".join(sorted(a.strip("_") for a in REFLECTIVE_ATTRIBUTES if a.startswith("__")))
-    + r")__|\b(?:" + "|".join(sorted(a for a in REFLECTIVE_ATTRIBUTES if not a.startswith("__")))
+    r"__(?:"
+    + "|".join(sorted(a.strip("_") for a in REFLECTIVE_ATTRIBUTES if a.startswith("__")))
+    + r")__|\b(?:"
+    + "|".join(sorted(a for a in REFLECTIVE_ATTRIBUTES if not a.startswith("__")))
     + r")\b"
 )
 _ABSOLUTE_PATH = re.compile(r"^(?:/[\w.~-]|~)")
@@ -208,34 +211,44 @@ class Policy:
     """The default rules merged with an environment's ``guard_rules``."""
 
     def __init__(self, rules: GuardRules):
-        allowed = set(rules.allowed_modules or ())
         self.allowlist = rules.allowed_modules is not None
-        self.allowed_modules = allowed
-        self.forbidden = {m: why for m, why in FORBIDDEN_MODULES.items() if m not in allowed}
+        self.allowed_modules = tuple(rules.allowed_modules or ())
+        self.forbidden = dict(FORBIDDEN_MODULES)
         self.forbidden.update({m: "this environment forbids it" for m in rules.forbidden_modules})
         self.forbidden_attributes = dict(FORBIDDEN_ATTRIBUTES)
         self.forbidden_attributes.update(
             {a: "this environment forbids it" for a in rules.forbidden_attributes}
         )
         self.allowed_attributes = tuple(rules.allowed_attributes)
-        self.protected = {n for n in rules.protected_names if "." not in n}
+        # A name the environment lets programs replace is the equivalence guard's business.
+        self.protected = {n for n in rules.protected_names if "." not in n} - set(rules.equivalence)
         self.protected_dotted = {n for n in rules.protected_names if "." in n}
 
     @staticmethod
     def _under(name: str, prefix: str) -> bool:
         return name == prefix or name.startswith(prefix + ".")
 
+    def _forbidden(self, module: str, dotted_only: bool = False) -> str | None:
+        """Why ``module`` is forbidden, unless the environment allows it (or a part of a
+        forbidden package) explicitly: allowing "numpy" does not allow "numpy.ctypeslib"."""
+        allowed = [a for a in self.allowed_modules if self._under(module, a)]
+        for name, why in self.forbidden.items():
+            if dotted_only and "." not in name:
+                continue
+            if self._under(module, name) and not any(self._under(a, name) for a in allowed):
+                return why
+        return None
+
     def module_problem(self, module: str) -> tuple[str, str] | None:
         """(rule, message) when importing ``module`` is not allowed."""
+        why = self._forbidden(module)
+        if why:
+            return "forbidden-module", f"module {module} is forbidden ({why})"
+        allowed = any(self._under(module, a) for a in self.allowed_modules)
         top = module.split(".")[0]
-        if any(self._under(module, m) for m in self.allowed_modules):
-            return None
-        if top.startswith("_") and top != "__future__":
+        if top.startswith("_") and top != "__future__" and not allowed:
             return "forbidden-module", f"module {module} is a private interpreter internal"
-        for name, why in self.forbidden.items():
-            if self._under(module, name):
-                return "forbidden-module", f"module {module} is forbidden ({why})"
-        if self.allowlist:
+        if self.allowlist and not allowed:
             listed = ", ".join(sorted(self.allowed_modules)) or "none"
             return "module-not-allowed", f"module {module} is not among the allowed ({listed})"
         return None
@@ -247,9 +260,9 @@ class Policy:
             prefix = ".".join(parts[:n])
             if any(fnmatchcase(prefix, p) for p in self.allowed_attributes):
                 return None
-            for name, why in self.forbidden.items():
-                if "." in name and self._under(prefix, name):
-                    return "forbidden-module", f"{prefix} is forbidden ({why})"
+            why = self._forbidden(prefix, dotted_only=True)
+            if why:
+                return "forbidden-module", f"{prefix} is forbidden ({why})"
             allow = ATTRIBUTE_ALLOWLISTS.get(parts[0])
             if n == 2 and allow is not None and parts[1] not in allow:
                 return (
@@ -287,6 +300,8 @@ class _Analyser(ast.NodeVisitor):
         self.docstrings: set[int] = set()
         # Assignment targets whose value is a non-string constant (settable switches).
         self.constant_targets: set[int] = set()
+        # Path literals already judged as the path argument of a file function.
+        self.paths: set[int] = set()
         self.findings: list[Finding] = []
 
     # --- set-up ---------------------------------------------------------------------------
@@ -308,7 +323,11 @@ class _Analyser(ast.NodeVisitor):
                 assigns.append(node)
             if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 body = node.body
-                if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if (
+                    body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                ):
                     self.docstrings.add(id(body[0].value))
         # ``F = torch.nn.functional``: aliases of aliases, until nothing changes.
         changed = True
@@ -352,6 +371,8 @@ class _Analyser(ast.NodeVisitor):
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
             problem = self.policy.module_problem(a.name)
+            if problem is None and "." in a.name:
+                problem = self.policy.attribute_problem(a.name)
             local = a.asname or a.name.split(".")[0]
             if problem:
                 self.add(node, *problem)
@@ -395,8 +416,16 @@ class _Analyser(ast.NodeVisitor):
             self.add(node, "reflection", f"{node.id}() exposes namespaces or the debugger")
         elif node.id in self.modules and node.id not in self.reported:
             parent = self.parents.get(id(node))
-            used = isinstance(parent, ast.Attribute) or (
-                isinstance(parent, ast.Assign) and parent.value is node
+            # Attribute access, an alias, or getattr() & co. (whose names are checked).
+            used = (
+                isinstance(parent, ast.Attribute)
+                or (isinstance(parent, ast.Assign) and parent.value is node)
+                or (
+                    isinstance(parent, ast.Call)
+                    and isinstance(parent.func, ast.Name)
+                    and parent.func.id in ("getattr", "hasattr", "setattr", "delattr")
+                    and parent.args[:1] == [node]
+                )
             )
             if not used:
                 self.add(node, "module-escape", f"module {self.aliases[node.id]} used as a value")
@@ -437,7 +466,7 @@ class _Analyser(ast.NodeVisitor):
         self.generic_visit(node)
 
     # --- attributes -----------------------------------------------------------------------
-    def visit_Assign(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign) -> None:
+    def visit_Assign(self, node: ast.Assign | ast.AnnAssign) -> None:
         value = node.value
         if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
             value = value.operand
@@ -447,10 +476,6 @@ class _Analyser(ast.NodeVisitor):
         self.generic_visit(node)
 
     visit_AnnAssign = visit_Assign
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        # ``x += 1`` on a module attribute changes it as much as ``x = x + 1``.
-        self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         chain: list[ast.Attribute] = []
@@ -507,13 +532,19 @@ class _Analyser(ast.NodeVisitor):
             if target:
                 self.add(node, "module-patch", f"{name}() on {target}")
         method = node.func.attr if isinstance(node.func, ast.Attribute) else None
-        if name in FILE_FUNCTIONS or (name is None and method in FILE_METHODS):
-            self.check_path(node, name or f".{method}")
+        if name in FILE_FUNCTIONS:
+            self.check_path(node, name, FILE_FUNCTIONS[name])
+        elif name is None and method in FILE_METHODS:
+            self.check_path(node, f".{method}", FILE_METHODS[method])
         self.generic_visit(node)
 
     def check_names(self, node: ast.Call, name: str) -> None:
         positions = NAME_ARGUMENTS[name]
-        args = node.args if positions is None else [node.args[i] for i in positions if i < len(node.args)]
+        args = (
+            node.args
+            if positions is None
+            else [node.args[i] for i in positions if i < len(node.args)]
+        )
         for arg in args:
             if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
                 self.add(node, "dynamic-attribute", f"{name}() with a computed attribute name")
@@ -533,8 +564,8 @@ class _Analyser(ast.NodeVisitor):
                         self.add(node, *problem)
                         return
 
-    def check_path(self, node: ast.Call, name: str) -> None:
-        path: ast.AST | None = node.args[0] if node.args else None
+    def check_path(self, node: ast.Call, name: str, position: int) -> None:
+        path: ast.AST | None = node.args[position] if len(node.args) > position else None
         if path is None:
             path = next((k.value for k in node.keywords if k.arg in PATH_KEYWORDS), None)
         if path is None:
@@ -542,13 +573,14 @@ class _Analyser(ast.NodeVisitor):
         if not (isinstance(path, ast.Constant) and isinstance(path.value, str)):
             self.add(node, "file-access", f"{name}() with a path that is not a string literal")
             return
+        self.paths.add(id(path))
         parts = path.value.replace("\\", "/").split("/")
         if _ABSOLUTE_PATH.match(path.value) or path.value.startswith("/") or ".." in parts:
             self.add(node, "file-access", f"{name}() outside the scratch directory")
 
     # --- literals -------------------------------------------------------------------------
     def visit_Constant(self, node: ast.Constant) -> None:
-        if not isinstance(node.value, str) or id(node) in self.docstrings:
+        if not isinstance(node.value, str) or id(node) in self.docstrings or id(node) in self.paths:
             return
         if _REFLECTIVE_TEXT.search(node.value):
             self.add(node, "reflection", "a string names a reflective attribute")
@@ -586,8 +618,7 @@ class StaticGuard(Guard):
             rule=first.rule,
             line=first.line,
             violations=[
-                {"rule": f.rule, "line": f.line, "code": f.code, "message": f.message}
-                for f in new
+                {"rule": f.rule, "line": f.line, "code": f.code, "message": f.message} for f in new
             ],
         )
 

@@ -127,6 +127,8 @@ class GPT(nn.Module):
 
 def build_model(vocab_size):
     return GPT(vocab_size, MODEL_DIM, N_LAYER)
+
+
 # EVOLVE-BLOCK-END
 
 
@@ -209,4 +211,6 @@ def train(model, h):
         model.zero_grad(set_to_none=True)
         if step + 1 >= TRAIN_STEPS:
             break
+
+
 # EVOLVE-BLOCK-END
