@@ -17,7 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from progressbench.environment import Objective
 from progressbench.store import Evaluation, Program, Store, code_hash
+
+OBJECTIVE = Objective(metric="sum_radii", direction="maximize", records={"ShinkaEvolve": 2.63598}).model_dump_json()
 
 
 def fill(db: Path, programs: int, runs: int) -> None:
@@ -26,6 +29,7 @@ def fill(db: Path, programs: int, runs: int) -> None:
     per_run = programs // runs
     for r in range(runs):
         run = store.create_run(env="circle-packing", variant="n26", strategy=rng.choice(["islands", "greedy"]),
+                               objective_json=OBJECTIVE,
                                agent=f"agent-{r % 5}", budget=per_run, config_json="{}")
         rows = [Program(run_id=run.id, code=f"# program {r}-{i}\n" + "x = 1\n" * 40,
                         code_hash=code_hash(f"{r}-{i}"), status="valid", score=rng.random() * 2.6)

@@ -40,6 +40,9 @@ class RunConfig(BaseModel):
     env_options: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = Field(None, gt=0, le=86_400, description="wall time per evaluation")
     memory_mb: int | None = Field(None, ge=64, le=1_048_576)
+    disk_mb: int | None = Field(
+        None, ge=1, description="scratch space of one evaluation (default: the environment's)"
+    )
     prompt_dir: str | None = None
     guards: list[str] | None = Field(None, description="guards to apply (default: all that apply)")
 

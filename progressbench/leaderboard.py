@@ -30,12 +30,15 @@ COLUMNS = [
 ]
 
 
-def _objective(env: str, variant: str) -> Objective | None:
+def _objective(run: Run) -> Objective | None:
+    """The objective stored with the run; older runs ask the environment plugin."""
+    if run.objective_json and run.objective_json != "{}":
+        return Objective.model_validate_json(run.objective_json)
     from progressbench import plugins
     from progressbench.errors import PluginError
 
     try:
-        return plugins.get_environment(env).objective(variant)
+        return plugins.get_environment(run.env).objective(run.variant)
     except (PluginError, NotImplementedError):
         return None
 
@@ -59,7 +62,7 @@ def rows(
         groups.setdefault((run.env, run.variant), []).append(run)
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (env_name, variant), runs in sorted(groups.items()):
-        objective = _objective(env_name, variant)
+        objective = _objective(runs[-1])
         ranked = sorted(runs, key=lambda r: (r.best_score is None, -(r.best_score or 0.0)))
         table = []
         for i, run in enumerate(ranked, 1):

@@ -135,6 +135,7 @@ class RunLoop:
             seed=self.config.seed,
             budget=self.config.budget,
             config_json=self.config.model_dump_json(),
+            objective_json=self.objective.model_dump_json(),
             version=__version__,
         )
         ref = self.store.add_program(
@@ -620,7 +621,7 @@ def limits_for(resources: Resources, config: RunConfig, mode: str) -> Limits:
     if config.timeout_s:
         # The user's limit replaces the full evaluation's and caps the smoke check's.
         seconds = config.timeout_s if mode == "full" else min(seconds, config.timeout_s)
-    sizes = {"file_mb": resources.file_mb, "disk_mb": resources.disk_mb}
+    sizes = {"file_mb": resources.file_mb, "disk_mb": config.disk_mb or resources.disk_mb}
     return Limits(
         seconds=seconds,
         memory_mb=config.memory_mb or resources.memory_mb,

@@ -48,6 +48,8 @@ class Run(SQLModel, table=True):
     seed: int = 0
     budget: int
     config_json: str = Field(sa_column=Column(SAText))
+    # The environment's objective when the run started, so reports need no plugin.
+    objective_json: str = Field(default="{}", sa_column=Column(SAText))
     version: str = ""
     reference_id: int | None = None
     reference_score: float | None = None

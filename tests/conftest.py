@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
 import subprocess
@@ -44,3 +45,23 @@ def query(db: Path, sql: str, *params: object) -> list[tuple]:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "pb.db"
+
+
+# The integrity guards, and the environments a test needs, registered in this process when
+# their entry points are not installed (yet): then ``register_plugins`` does it by module.
+INTEGRITY_GUARDS = ("static", "verification", "equivalence", "judge")
+
+
+def register_plugins(*modules: str) -> None:
+    from progressbench import plugins
+
+    plugins.load_plugins()
+    for name in modules:
+        module = importlib.import_module(name)
+        if not plugins.pm.is_registered(module):
+            plugins.pm.register(module, name=name)
+
+
+@pytest.fixture(scope="session")
+def integrity_guards() -> None:
+    register_plugins(*(f"progressbench_plugins.guards.{g}" for g in INTEGRITY_GUARDS))
