@@ -4,8 +4,11 @@ warm worker process.
 One evaluation under the ``local`` evaluator::
 
     platform --socketpair, length-prefixed JSON--> worker (python -P -m progressbench.worker FD)
-    worker: imported env.preload and the plugins once; idles between jobs; child subreaper
-    per job: fork -> child (own session, rlimits, scratch as cwd and HOME, unprivileged uid)
+    worker: imported env.preload and the plugins once; idles between jobs; child subreaper;
+            as root, its own network namespace (loopback only) and mount namespace (the
+            platform user's home hidden, private size-capped /tmp, /var/tmp, /dev/shm)
+    per job: fork -> child (own session, rlimits, scratch as cwd and HOME, unprivileged uid;
+             the worker polls the scratch directory's size)
     child --pipe, JSON--> worker --socket, JSON--> platform
 
 Nothing crosses a process boundary as pickle: whatever a candidate produces is hostile data.
@@ -170,8 +173,9 @@ def scrubbed_environ(source: Mapping[str, str], extra: Iterable[str] = ()) -> di
 # Size of the private /tmp and /var/tmp (memory-backed): room for a library's temporary files,
 # not for a flood; the candidate's real workspace is its scratch directory.
 PRIVATE_TMP_MB = 128
-# Set once this process has its own /tmp: only then may ``clear_private_tmp`` empty it.
-_private_tmp = False
+# The temporary directories this process mounted privately: the only ones
+# ``clear_private_tmp`` may empty (never the host's).
+_private_dirs: list[str] = []
 
 
 def home_dirs() -> list[str]:
@@ -246,25 +250,23 @@ def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[
         done["hidden"].append(home)
     tmp = os.path.realpath(tempfile.gettempdir())
     _overlay(tmp, [p for p in wanted if _inside(p, tmp)], workdir, "1777", PRIVATE_TMP_MB)
+    _private_dirs.append(tmp)
     for path, size in (("/var/tmp", PRIVATE_TMP_MB), ("/dev/shm", shm_mb)):
         if os.path.isdir(path) and not _inside(str(workdir), path):
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}m")
-    global _private_tmp
-    _private_tmp = done["private_tmp"] = True
+            _private_dirs.append(path)
+    done["private_tmp"] = True
     return done
 
 
 def clear_private_tmp(workdir: Path) -> None:
-    """Empty the private /tmp, /var/tmp and /dev/shm between jobs (``workdir`` stays); does
-    nothing unless ``private_filesystem`` made them private."""
-    if not _private_tmp:
-        return
+    """Empty the private /tmp, /var/tmp and /dev/shm between jobs (``workdir`` stays); only
+    the directories ``private_filesystem`` mounted in this process, never the host's."""
     keep = os.path.realpath(workdir)
-    for root in (tempfile.gettempdir(), "/var/tmp", "/dev/shm"):
+    for root in _private_dirs:
         with contextlib.suppress(OSError):
             for entry in os.scandir(root):
-                path = os.path.realpath(entry.path)
-                if _inside(keep, path):
+                if _inside(keep, os.path.realpath(entry.path)):
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     remove_tree(Path(entry.path))

@@ -18,19 +18,25 @@ _MAX_TERMS = 500
 def betainc(a: float, b: float, x: float) -> float:
     """The regularised incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1
     (Lentz's continued fraction, on the side of x where it converges fast)."""
+    return _betainc(a, b, x, 1.0 - x)
+
+
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """I_x(a, b) given both x and y = 1 - x, so that a caller who knows y more precisely
+    than 1 - x (x close to 1) loses no digits."""
     if not (a > 0 and b > 0):
         raise ValueError("betainc needs a > 0 and b > 0")
     if x <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if y <= 0.0:
         return 1.0
     log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
     )
     front = math.exp(log_front)
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _beta_fraction(a, b, x) / a
-    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+    return 1.0 - front * _beta_fraction(b, a, y) / b
 
 
 def _beta_fraction(a: float, b: float, x: float) -> float:
@@ -64,7 +70,8 @@ def t_cdf(t: float, df: float) -> float:
         return math.nan
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    # x = df / (df + t^2) nears 1 for large df: pass 1 - x computed directly.
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t), t * t / (df + t * t))
     return 1.0 - tail if t > 0 else tail
 
 

@@ -180,13 +180,15 @@ def _conclude(
     metric = protocol.metric
     mine = _values(results, "program", metric)
     theirs = _values(results, "reference", metric)
-    lines = [f"{metric}: {_describe(mine)}; {len(mine)}/{repeats} re-runs valid"]
-    problems = [
-        f"seed {r['seed']}: {r['reason'] or r['status']}"
-        for r in results
-        if r["role"] == "program"
-        and not (r["valid"] and _finite((r.get("metrics") or {}).get(metric)))
-    ]
+    lines = [f"{metric}: {_describe(mine)}; {len(mine)}/{repeats} re-runs valid and measured"]
+    problems = []
+    for r in results:
+        if r["role"] != "program" or (r["valid"] and _finite(r["metrics"].get(metric))):
+            continue
+        why = r["reason"] or r["status"]
+        if r["valid"]:  # e.g. nanogpt's time to target, when the target was not reached
+            why = f"valid, but without a {metric} ({why})"
+        problems.append(f"seed {r['seed']}: {why}")
     details: dict[str, Any] = {"protocol": protocol.model_dump(), "repeats": results}
     test: TTest | None = None
     reference_mean: float | None = None
@@ -215,7 +217,7 @@ def _conclude(
         verdict = "verified" if significant and not problems else "not-verified"
         details["test"] = {"name": test.name, "t": test.t, "df": test.df, "p": test.p}
     if problems:
-        lines.append(f"{len(problems)} re-run(s) not valid: " + "; ".join(problems[:3]))
+        lines.append(f"{len(problems)} re-run(s) did not count: " + "; ".join(problems[:3]))
     lines += _comparisons(store, program, reference, protocol, results, details)
     if reference_mean is None:
         recorded = details["compared"].get(metric, {}).get("reference")

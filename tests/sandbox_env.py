@@ -12,6 +12,12 @@ from progressbench.environment import Assessment, Environment, Objective, Sandbo
 from progressbench.loader import load_program
 
 
+def probe(program: Path, ctx: SandboxContext) -> dict[str, Any]:
+    """A ``call`` job's entry: what the child it runs in looks like."""
+    return {"uid": os.getuid(), "mode": ctx.mode, "args": ctx.options.get("args"),
+            "program": program.read_text()}  # fmt: skip
+
+
 class SandboxTestEnv(Environment):
     """``run`` returns ``{"value": main()}`` of the candidate program."""
 

@@ -190,10 +190,24 @@ def test_worker_start_failure_is_explained() -> None:
 
 def test_capabilities_describe_the_machine() -> None:
     caps = sandbox.capabilities()
-    for key in ("rlimits", "subreaper", "pdeathsig", "uid_drop", "network_namespace", "pidfd"):
+    for key in ("rlimits", "subreaper", "pdeathsig", "uid_drop", "network_namespace", "pidfd",
+                "mount_namespace", "private_tmp", "read_all", "can_signal_platform"):  # fmt: skip
         assert isinstance(caps[key], bool)
-    assert caps["uid_drop"] is ROOT
+    assert caps["uid_drop"] is ROOT and caps["can_signal_platform"] is not ROOT
     assert isinstance(caps["candidate_user"], str)
+    if caps["mount_namespace"]:  # the interpreter stays reachable without reading everything
+        assert caps["read_all"] is False and "hidden" in caps["home_directory"]
+
+
+def test_doctor_reports_what_an_evaluator_puts_in_place(ev: LocalEvaluator) -> None:
+    caps, isolation = sandbox.capabilities(), ev.isolation
+    assert isolation["read_all"] == caps["read_all"]
+    assert isolation["private_tmp"] == caps["private_tmp"]
+    assert bool(isolation["hidden"]) == caps["home_directory"].endswith("remain)")
+    out = subprocess.run(
+        [sys.executable, "-m", "progressbench.cli", "doctor"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "mount_namespace" in out.stdout and "disk_limit" in out.stdout
 
 
 def test_secret_names_are_scrubbed() -> None:
@@ -514,6 +528,84 @@ def test_writing_outside_scratch_fails(ev: LocalEvaluator, tmp_path: Path) -> No
     out = run(ev, f"def main():\n    open({str(target)!r}, 'w').write('escaped')\n")
     assert out.status == "error" and "PermissionError" in out.error
     assert not target.exists()
+
+
+def test_call_job_runs_the_named_entry_in_a_fresh_child(ev: LocalEvaluator) -> None:
+    job = EvalJob(program="X = 1\n", mode="call",
+                  options={"entry": "sandbox_env:probe", "args": [1, 2]})  # fmt: skip
+    out = ev.evaluate(job)
+    assert out.status == "ok", out.error
+    assert out.raw == {"uid": out.raw["uid"], "mode": "call", "args": [1, 2], "program": "X = 1\n"}
+    if ROOT:
+        assert out.raw["uid"] in ev.sandbox_uids
+
+
+def test_scratch_directory_has_a_disk_limit(ev: LocalEvaluator) -> None:
+    flood = """
+    def main():
+        for i in range(1000):
+            with open(f"f{i}", "wb") as f:
+                f.write(b"x" * (16 << 20))
+    """
+    out = run(ev, flood, disk_mb=40)
+    assert out.status == "output-limit" and "40 MB into its scratch directory" in out.error
+    assert run(ev, "def main():\n    open('a', 'wb').write(b'x' * 1000)\n", disk_mb=40).ok
+
+
+PRIVATE_FS = ROOT and sandbox.capabilities()["mount_namespace"]
+NO_PRIVATE_FS = "needs root and mount namespaces"
+
+
+@pytest.mark.skipif(not PRIVATE_FS, reason=NO_PRIVATE_FS)
+def test_home_directory_is_hidden(ev: LocalEvaluator) -> None:
+    home = sandbox.home_dirs()[0]
+    marker = Path(home) / f".progressbench-test-{os.getpid()}"
+    marker.write_text("a credential")
+    marker.chmod(0o644)  # even a world-readable file
+    try:
+        out = run(ev, f"""
+            import os
+            def main():
+                return {{"listing": os.listdir({home!r}), "there": os.path.exists({str(marker)!r})}}
+            """)  # fmt: skip
+    finally:
+        marker.unlink()
+    assert out.status == "ok", out.error
+    assert out.raw["value"]["there"] is False
+    # Only what holds the interpreter and the imported packages remains.
+    assert marker.name not in out.raw["value"]["listing"]
+    assert all(sys.prefix.startswith(os.path.join(home, n)) for n in out.raw["value"]["listing"])
+
+
+@pytest.mark.skipif(not PRIVATE_FS, reason=NO_PRIVATE_FS)
+def test_private_files_are_out_of_reach(ev: LocalEvaluator) -> None:
+    """A file only its owner may read (the store's database, mode 0600) stays unreadable: the
+    candidate no longer keeps read access to everything."""
+    secret = TESTS / f"private-{os.getpid()}.db"
+    secret.write_text("rows")
+    secret.chmod(0o600)
+    try:
+        out = run(ev, f"def main():\n    return open({str(secret)!r}).read()\n")
+    finally:
+        secret.unlink()
+    assert out.status == "error" and "PermissionError" in out.error
+
+
+@pytest.mark.skipif(not PRIVATE_FS, reason=NO_PRIVATE_FS)
+def test_tmp_is_private_small_and_emptied_between_jobs(ev: LocalEvaluator) -> None:
+    name = f"progressbench-test-{os.getpid()}"
+    out = run(ev, f"def main():\n    open('/tmp/{name}', 'w').write('x')\n    return 1\n")
+    assert out.ok and not Path("/tmp", name).exists()  # not the host's /tmp
+    seen = run(ev, f"import os\ndef main():\n    return os.path.exists('/tmp/{name}')\n")
+    assert seen.raw == {"value": False}
+    flood = """
+    def main():
+        with open('/tmp/flood', 'wb') as f:
+            for _ in range(64):
+                f.write(b'x' * (16 << 20))
+    """
+    full = run(ev, flood)
+    assert full.status == "error" and "No space left on device" in full.error
 
 
 @pytest.mark.skipif(not (ROOT and sandbox.capabilities()["network_namespace"]),

@@ -10,11 +10,8 @@ from typing import Any
 
 from progressbench.environment import Assessment
 
-from .config import VARIANTS, VariantSpec
+from .config import BUDGET_SLACK, VARIANTS, VariantSpec
 
-# A checkpoint counts as within the budget up to this fraction past it: the stream ends at the
-# first batch after the budget, so the last step and the final checkpoint run a little over.
-BUDGET_SLACK = 0.05
 # |torch loss - numpy float64 loss| on sampled tokens above this means the kernels were tampered
 # with (float32 log-softmax agrees with float64 to ~1e-5 on these vocabularies).
 SPOT_TOLERANCE = 1e-3
@@ -66,6 +63,39 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
     return _score(raw, verified, v, telemetry)
 
 
+def _checkpoint_problem(c: dict[str, Any], v: VariantSpec) -> tuple[str, dict[str, float]] | None:
+    if c.get("error"):
+        return f"checkpoint {c['index']}: {c['error']}", {}
+    if _finite(c.get("spot_error")) and c["spot_error"] > SPOT_TOLERANCE:
+        return (
+            f"checkpoint {c['index']}: torch's cross-entropy disagrees with a float64 numpy "
+            f"recomputation by {c['spot_error']:.3g} (kernels tampered with?)",
+            {"spot_error": c["spot_error"]},
+        )
+    if "probe_loss" not in c:
+        return None  # its probe was not recomputed: its numbers are not the reported ones
+    reported, recomputed = c.get("reported_probe_loss"), c["probe_loss"]
+    if not (_finite(reported) and _finite(recomputed)):
+        if _finite(reported) == _finite(recomputed):
+            return None  # a diverged model: both sides say so, which is honest
+        return (
+            f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights give {recomputed}",
+            {},
+        )
+    if abs(reported - recomputed) > v.probe_tolerance:
+        return (
+            f"checkpoint {c['index']} (t={c['train_time_s']:.1f}s): the run reported probe loss "
+            f"{reported:.5f}, but its saved weights give {recomputed:.5f} when recomputed in a "
+            f"fresh process (|diff| {abs(reported - recomputed):.2g} > {v.probe_tolerance:g})",
+            {
+                "reported_probe_loss": reported,
+                "verified_probe_loss": recomputed,
+                "checkpoint": float(c["index"]),
+            },
+        )
+    return None
+
+
 def _integrity_problem(
     verified: dict[str, Any], v: VariantSpec
 ) -> tuple[str, dict[str, float]] | None:
@@ -73,33 +103,9 @@ def _integrity_problem(
     if not checkpoints:
         return "verification scored no checkpoint", {}
     for c in checkpoints:
-        if c.get("error"):
-            return f"checkpoint {c['index']}: {c['error']}", {}
-        reported, recomputed = c.get("reported_probe_loss"), c.get("probe_loss")
-        if not (_finite(reported) and _finite(recomputed)):
-            if _finite(reported) != _finite(recomputed):
-                return (
-                    f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights give {recomputed}",
-                    {},
-                )
-            continue  # a diverged model: both sides say so, which is honest
-        if abs(reported - recomputed) > v.probe_tolerance:
-            return (
-                f"checkpoint {c['index']} (t={c['train_time_s']:.1f}s): the run reported probe loss "
-                f"{reported:.5f}, but its saved weights give {recomputed:.5f} when recomputed in a "
-                f"fresh process (|diff| {abs(reported - recomputed):.2g} > {v.probe_tolerance:g})",
-                {
-                    "reported_probe_loss": reported,
-                    "verified_probe_loss": recomputed,
-                    "checkpoint": float(c["index"]),
-                },
-            )
-        if _finite(c.get("spot_error")) and c["spot_error"] > SPOT_TOLERANCE:
-            return (
-                f"checkpoint {c['index']}: torch's cross-entropy disagrees with a float64 numpy "
-                f"recomputation by {c['spot_error']:.3g} (kernels tampered with?)",
-                {"spot_error": c["spot_error"]},
-            )
+        problem = _checkpoint_problem(c, v)
+        if problem:
+            return problem
     for key in ("causality_best", "causality_final"):
         check = verified.get(key)
         if not check:
@@ -138,7 +144,10 @@ def _score(
     budget = min(float(raw.get("budget_s") or v.budget_s), v.budget_s)
     limit = budget * (1 + BUDGET_SLACK)
     checkpoints = verified["checkpoints"]
-    within = [c for c in checkpoints if c["train_time_s"] <= limit and _finite(c.get("val_loss"))]
+    within = sorted(
+        (c for c in checkpoints if c["train_time_s"] <= limit and _finite(c.get("val_loss"))),
+        key=lambda c: c["train_time_s"],
+    )
     if not within:
         if not any(_finite(c.get("val_loss")) for c in checkpoints):
             return _invalid(
@@ -246,6 +255,8 @@ def format_telemetry(tel: dict[str, Any]) -> str:
     head = f"device {tel.get('device', '?')} | {_si(tel.get('tokens') or 0)} tokens in {tel.get('train_time_s') or 0:.1f}s ({_si(tps)} tok/s)"
     if _finite(tel.get("mfu")):
         head += f" | MFU {100 * tel['mfu']:.1f}% of {_si(tel['peak_flops'])}FLOP/s ({tel.get('peak_flops_source', '')})"
+    if tel.get("cpu_s") and tel.get("train_time_s"):
+        head += f" | {tel['cpu_s'] / tel['train_time_s']:.2f} CPU cores busy"
     if tel.get("warmup_s"):
         head += f" | warm-up {tel['warmup_s']:.1f}s"
     lines.append(head)

@@ -4,7 +4,9 @@ Structure at three scales, so that longer context really helps a model:
 - characters: words are fixed spellings, so most characters inside a word are predictable;
 - sentences: a Markov chain over word classes (determiner, noun, verb, ...) and a grammatical
   number drawn per sentence that nouns, verbs, determiners and pronouns agree with;
-- documents: a topic drawn per document that reshapes the distribution of content words.
+- documents: a topic drawn per document that reshapes the distribution of content words, and
+  burstiness: a content word is often a repeat of one used earlier in the same document (a
+  Polya-urn copy), which rewards models that can look words up in their context.
 
 Everything a sample depends on is integer arithmetic (a counter-based splitmix64 generator and
 integer weights), so the bytes are identical on every machine and numpy version. Because every
@@ -30,11 +32,16 @@ NEWLINE, SPACE, COMMA_CH, PERIOD = 0, 1, 2, 3
 # Word classes; START is only a row of the transition table (a sentence begins).
 DET, ADJ, NOUN, VERB, ADV, PREP, CONJ, PRON, COMMA, END, START = range(11)
 WORD_CLASSES = (DET, ADJ, NOUN, VERB, ADV, PREP, CONJ, PRON)
-N_TOPICS = 8
+CONTENT_CLASSES = (ADJ, NOUN, VERB, ADV)
+N_TOPICS = 16
 SG, PL = 0, 1
 NUMBER_WEIGHTS = (5, 3)  # P(singular) = 5/8
-EOD_WEIGHTS = (7, 1)  # after a full stop: another sentence 7/8, end of document 1/8
-MAX_WORDS_PER_DOC = 2000  # a hard stop that keeps generation bounded; never reached in practice
+EOD_WEIGHTS = (11, 1)  # after a full stop: another sentence 11/12, end of document 1/12
+# A content word repeats an earlier one of its class in the document (chosen in proportion to
+# how often each was used) with probability COPY_NUM / COPY_DEN, once there is one.
+COPY_NUM, COPY_DEN = 1, 3
+MAX_WORDS_PER_DOC = 1000  # a hard stop that keeps generation bounded; never reached in practice
+DRAWS = 6  # random draws per word slot: number, class, lemma, end of document, copy?, which copy
 
 # Class transitions (integer weights). Rows: from-class; columns: DET..END.
 _T = {
@@ -63,7 +70,7 @@ PRONOUNS = [("he", 3, 0), ("she", 3, 0), ("it", 2, 0), ("they", 0, 4), ("we", 0,
 PREPOSITIONS = ["in", "on", "at", "with", "from", "by", "near", "under", "over", "into"]
 CONJUNCTIONS = [("and", 6), ("but", 2), ("or", 2), ("so", 1), ("yet", 1)]
 # Content classes: pseudo-words whose frequencies depend on the document's topic.
-CONTENT_SIZES = {ADJ: 48, NOUN: 120, VERB: 80, ADV: 24}
+CONTENT_SIZES = {ADJ: 120, NOUN: 400, VERB: 240, ADV: 40}
 GRAMMAR_SEED = 20240520
 ZIPF_SCALE = 27720  # divisible by 1..12, so the heads of the Zipf laws are exact
 
@@ -121,18 +128,18 @@ class Grammar:
 
 
 def _pseudo_words(n: int, salt: int, taken: set[str]) -> list[str]:
-    consonants, vowels = "bcdfghjklmnprtvwz", "aeiou"
+    consonants, vowels = "bcdfghjklmnprtvwz", "aeiouy"
     words: list[str] = []
     i = 0
     while len(words) < n:
-        bits = [int(v) for v in _random(GRAMMAR_SEED, salt, np.arange(i * 8, i * 8 + 8))]
+        bits = [int(v) for v in _random(GRAMMAR_SEED, salt, np.arange(i * 16, i * 16 + 16))]
         i += 1
-        syllables = 2 + bits[0] % 2
+        syllables = 2 + bits[0] % 3
         word = ""
         for s in range(syllables):
-            word += consonants[bits[1 + 2 * s] % 17] + vowels[bits[2 + 2 * s] % 5]
-        if bits[7] % 3 == 0:
-            word += consonants[bits[7] // 3 % 17]
+            onset = consonants[bits[1 + 3 * s] % 17] if bits[1 + 3 * s] % 5 else ""
+            coda = consonants[bits[3 + 3 * s] % 17] if bits[3 + 3 * s] % 4 == 0 else ""
+            word += onset + vowels[bits[2 + 3 * s] % 6] + coda
         # Stems never end in "s" and never collide with another form, so every surface form
         # names exactly one (class, lemma, number): the floor computation relies on that.
         if word in taken or word + "s" in taken or word.endswith("s"):
@@ -255,18 +262,21 @@ def sample_documents(split: str | int, first_doc: int, n_docs: int) -> np.ndarra
     key = _split_key(split)
     docs = np.arange(first_doc, first_doc + n_docs, dtype=np.int64)
     # Slot MAX_WORDS_PER_DOC is reserved for per-document draws (the topic).
-    topic = _draw(t["topic_cdf"], _random(key, docs, MAX_WORDS_PER_DOC * 4))
+    topic = _draw(t["topic_cdf"], _random(key, docs, MAX_WORDS_PER_DOC * DRAWS))
     prev = np.full(n_docs, START)
     number = np.zeros(n_docs, dtype=np.int64)
     first = np.ones(n_docs, dtype=bool)
     alive = np.ones(n_docs, dtype=bool)
     pieces = np.full((n_docs, MAX_WORDS_PER_DOC), -1, dtype=np.int64)
+    # Lemmas used so far in each document, per content class (the copy process draws from them).
+    used = {c: np.zeros((n_docs, MAX_WORDS_PER_DOC), dtype=np.int64) for c in CONTENT_CLASSES}
+    n_used = {c: np.zeros(n_docs, dtype=np.int64) for c in CONTENT_CLASSES}
     n_entries = len(g.entries)
     for slot in range(MAX_WORDS_PER_DOC):
         idx = np.flatnonzero(alive)
         if idx.size == 0:
             break
-        bits = [_random(key, docs[idx], slot * 4 + j) for j in range(4)]
+        bits = [_random(key, docs[idx], slot * DRAWS + j) for j in range(DRAWS)]
         p = prev[idx]
         starting = p == START
         number[idx[starting]] = _draw(t["number_cdf"], bits[0][starting])
@@ -279,15 +289,19 @@ def sample_documents(split: str | int, first_doc: int, n_docs: int) -> np.ndarra
             sel = cls == c
             if not sel.any():
                 continue
+            d = idx[sel]
             cdf = t["lemma_cdf"][c]
-            cond = (
-                topic[idx[sel]]
-                if cdf.shape[0] == N_TOPICS
-                else (number[idx[sel]] if cdf.shape[0] == 2 else 0)
-            )
+            cond = topic[d] if cdf.shape[0] == N_TOPICS else (number[d] if cdf.shape[0] == 2 else 0)
             lemma = _draw(cdf[cond], bits[2][sel])
-            entry = g.entry_of[c][number[idx[sel]], lemma]
-            piece[sel] = np.where(first[idx[sel]], entry + n_entries, entry)
+            if c in CONTENT_CLASSES:
+                have = n_used[c][d]
+                copy = (have > 0) & (bits[4][sel] % np.uint64(COPY_DEN) < np.uint64(COPY_NUM))
+                pick = (bits[5][sel] % np.maximum(have, 1).astype(np.uint64)).astype(np.int64)
+                lemma = np.where(copy, used[c][d, pick], lemma)
+                used[c][d, have] = lemma
+                n_used[c][d] = have + 1
+            entry = g.entry_of[c][number[d], lemma]
+            piece[sel] = np.where(first[d], entry + n_entries, entry)
         piece[cls == COMMA] = t["p_comma"]
         ends = cls == END
         eod = ends & (_draw(t["eod_cdf"], bits[3]) == 1)
@@ -343,11 +357,12 @@ def decode(tokens: np.ndarray) -> str:
 
 # --- the entropy floor -----------------------------------------------------------------------
 def entropy_floor(tokens: np.ndarray) -> float:
-    """Mean Bayes-optimal log loss (nats per character) of ``tokens``, a split's prefix.
+    """Mean Bayes-optimal log loss (nats per character) of predicting ``tokens[1:]``, where
+    ``tokens`` is a split's prefix (as in validation, the first token is never a target).
 
     The predictor conditions on everything since the start of the current document: the
-    posterior over (topic, number) is exact, and so is the prediction of the next word class.
-    ``tokens`` must start at a document boundary (every split's prefix does).
+    posterior over (topic, number) and the copy counts are exact, and so is the prediction of
+    the next word class. A model that sees only a window of context cannot do better.
     """
     t = _tables()
     g: Grammar = t["g"]
@@ -357,6 +372,9 @@ def entropy_floor(tokens: np.ndarray) -> float:
     sorted_surfaces = [surfaces[i] for i in order]
     # Per entry: class, P(lemma | class, topic) as a row over topics, P(form | number).
     cls = np.array([e.cls for e in g.entries])
+    lemma_of = np.array([e.lemma for e in g.entries])
+    content = np.isin(cls, CONTENT_CLASSES)
+    copy_p = COPY_NUM / COPY_DEN
     lemma_given_topic = np.zeros((n, N_TOPICS))
     form_given_number = np.zeros((n, 2))
     for i, e in enumerate(g.entries):
@@ -378,16 +396,26 @@ def entropy_floor(tokens: np.ndarray) -> float:
     p_eod = EOD_WEIGHTS[1] / sum(EOD_WEIGHTS)
 
     text = decode(tokens)
+    # The first character (a document's first letter) is scored as -log P(its word starts
+    # with it); dropping it afterwards keeps the loop simple.
+    first_loss: float | None = None
     total = 0.0
     count = 0
     pos = 0
     joint = prev = None  # set at the first document start
+    used = np.zeros((len(TRANSITIONS), max(CONTENT_SIZES.values())))  # lemma counts this document
     while pos < len(text):
-        if prev is None:  # a document starts: topic uniform, a fresh sentence
+        if prev is None:  # a document starts: topic uniform, a fresh sentence, nothing used
             joint = np.full((N_TOPICS, 2), 1.0 / N_TOPICS) * number_prior
             prev = START
+            used[:] = 0.0
+        # P(lemma | topic) of every entry, mixed with the document's copy distribution.
+        n_class = used.sum(axis=1)[cls]
+        mix = np.where(content & (n_class > 0), copy_p, 0.0)
+        cache = np.where(n_class > 0, used[cls, lemma_of] / np.maximum(n_class, 1), 0.0)
+        lemma_p = (1 - mix)[:, None] * lemma_given_topic + (mix * cache)[:, None]
         # The next word, given that a word follows (its separator was scored already).
-        weights = (lemma_given_topic @ joint * form_given_number).sum(axis=1)
+        weights = (lemma_p @ joint * form_given_number).sum(axis=1)
         p_entry = trans[prev][cls] * weights
         end = pos
         while end < len(text) and text[end] not in " ,.\n":
@@ -402,7 +430,10 @@ def entropy_floor(tokens: np.ndarray) -> float:
             if k < len(word):
                 lo2 = bisect.bisect_left(sorted_surfaces, word[: k + 1], lo, hi)
                 hi2 = bisect.bisect_left(sorted_surfaces, word[: k + 1] + "\x7f", lo2, hi)
-                total -= math.log(p_entry[order[lo2:hi2]].sum() / mass)
+                loss = -math.log(p_entry[order[lo2:hi2]].sum() / mass)
+                if first_loss is None:
+                    first_loss = loss
+                total += loss
                 count += 1
         if end >= len(text):
             break  # the sequence ends inside a word
@@ -413,9 +444,11 @@ def entropy_floor(tokens: np.ndarray) -> float:
         p_sep = {" ": p_word_next[c], ",": trans[c, COMMA], ".": trans[c, END]}[sep]
         total -= math.log(p_entry[entry] / mass * p_sep)
         count += 1
-        # Bayes update of (topic, number) on the word just seen.
-        joint = joint * np.outer(lemma_given_topic[entry], form_given_number[entry])
+        # Bayes update of (topic, number) on the word just seen, then of the copy counts.
+        joint = joint * np.outer(lemma_p[entry], form_given_number[entry])
         joint /= joint.sum()
+        if content[entry]:
+            used[c, lemma_of[entry]] += 1.0
         pos = end + 1
         if sep == ",":
             prev = COMMA
@@ -435,4 +468,4 @@ def entropy_floor(tokens: np.ndarray) -> float:
                 joint = np.outer(joint.sum(axis=1), number_prior)
         else:
             prev = c
-    return total / max(count, 1)
+    return (total - (first_loss or 0.0)) / max(count - 1, 1)

@@ -46,6 +46,7 @@ from .losses import ProgramError
 # Bound before any program code runs: rebinding time.perf_counter, torch.cuda.synchronize,
 # torch.save, nn.Module.state_dict... in the program changes nothing the harness measures.
 _now = time.perf_counter
+_cpu_now = time.process_time
 _cuda_sync = torch.cuda.synchronize
 _autograd_backward = torch.autograd.backward
 _autograd_grad = torch.autograd.grad
@@ -61,12 +62,17 @@ _broadcast = dist.broadcast
 CHECKPOINT_DIR = "nanogpt"
 SMOKE_PROBE_WINDOWS = 8
 LOSS_CURVE_POINTS = 64
-# With several processes, stop/checkpoint decisions are broadcast from rank 0 every this many
-# batches (a host sync each time; every batch would cost the speedrun measurable throughput).
-DIST_SYNC_EVERY = 8
+# With several processes, rank 0 broadcasts its stop/checkpoint decisions about this often
+# (in training seconds; a host sync each time, so every batch would cost the speedrun
+# measurable throughput), counted in batches from its mean step time.
+DIST_SYNC_PERIOD_S = 0.5
+DIST_SYNC_MAX_BATCHES = 64
 # Stop early only when the probe is this far below the target: probe and validation sets are
-# different samples, and stopping on a probe fluke would leave the run short of the target.
-STOP_MARGIN = 0.01
+# different samples (their losses differ by up to ~0.03 on tiny), and stopping on a probe fluke
+# would leave the run short of the target.
+STOP_MARGIN = 0.04
+# Past this many checkpoints the cadence stops tightening (each one costs verification time).
+MAX_CHECKPOINTS = 48
 
 
 class Harness:
@@ -121,6 +127,10 @@ class Clock:
         self.cuda = cuda
         self._total = 0.0
         self._since: float | None = None
+        # Process CPU time over the same intervals: utilisation for telemetry, and a measure
+        # of work that load from other processes does not inflate (benches use it).
+        self.cpu_s = 0.0
+        self._cpu_since = 0.0
 
     @property
     def running(self) -> bool:
@@ -128,6 +138,7 @@ class Clock:
 
     def start(self) -> None:
         self._since = _now()
+        self._cpu_since = _cpu_now()
 
     def pause(self) -> None:
         if self._since is None:
@@ -135,6 +146,7 @@ class Clock:
         if self.cuda:
             _cuda_sync()
         self._total += _now() - self._since
+        self.cpu_s += _cpu_now() - self._cpu_since
         self._since = None
 
     def charge(self, seconds: float) -> None:
@@ -209,6 +221,7 @@ class _Run:
         self.random = torch.Generator(device=device)
         self.random.manual_seed(spec.seed + 1)
         self._pause_depth = 0
+        self._next_sync = 0
         self._watch: integrity.PatchWatch | None = None
         self._threads_before: set[int] = set()
 
@@ -264,7 +277,7 @@ class _Run:
         elapsed = self.clock.elapsed()
         over, due = elapsed >= self.spec.budget_s, elapsed >= self.next_ckpt
         if self.world > 1:
-            if self.fetches % DIST_SYNC_EVERY:
+            if self.fetches < self._next_sync:
                 over = due = False
             else:
                 over, due = self._agree(over, due)
@@ -273,8 +286,7 @@ class _Run:
             return True
         if due:
             self.checkpoint()
-            while self.next_ckpt <= self.clock.elapsed():
-                self.next_ckpt += self.spec.ckpt_every_s
+            self.next_ckpt = self.clock.elapsed() + self._next_interval()
             if (
                 self.spec.stop_at_target
                 and self.checkpoints[-1]["probe_loss"] <= self.v.target - STOP_MARGIN
@@ -283,6 +295,21 @@ class _Run:
                 return True
         self._profile_step(elapsed)
         return False
+
+    def _next_interval(self) -> float:
+        """Training seconds to the next checkpoint: the regular cadence, or half the time the
+        probe's recent slope says the target is away, whichever is shorter (not below the
+        minimum): the time to target is then resolved to about the minimum interval."""
+        interval = self.spec.ckpt_every_s
+        if len(self.checkpoints) >= 2 and len(self.checkpoints) < MAX_CHECKPOINTS:
+            a, b = self.checkpoints[-2], self.checkpoints[-1]
+            rate = (a["probe_loss"] - b["probe_loss"]) / max(
+                b["train_time_s"] - a["train_time_s"], 1e-6
+            )
+            gap = b["probe_loss"] - (self.v.target - STOP_MARGIN)
+            if rate > 0 and gap > 0:
+                interval = min(interval, max(self.spec.ckpt_min_s, 0.5 * gap / rate))
+        return interval
 
     def _final_checkpoint_due(self) -> bool:
         """Unless the last checkpoint already holds the final state: no batch since, and no
@@ -298,9 +325,13 @@ class _Run:
         return due
 
     def _agree(self, over: bool, due: bool) -> tuple[bool, bool]:
-        """Rank 0's clock decides for everyone, so that all ranks checkpoint together."""
-        flags = torch.tensor([float(over), float(due)], device=self.device)
+        """Rank 0's clock decides for everyone, so that all ranks checkpoint together; it also
+        says when the next decision is due (every rank must take part in it)."""
+        step_s = self.clock.elapsed() / max(self.fetches, 1)
+        interval = max(1, min(DIST_SYNC_MAX_BATCHES, int(DIST_SYNC_PERIOD_S / max(step_s, 1e-6))))
+        flags = torch.tensor([float(over), float(due), float(interval)], device=self.device)
         _broadcast(flags, src=0)
+        self._next_sync = self.fetches + int(flags[2])
         return bool(flags[0] > 0), bool(flags[1] > 0)
 
     def _profile_step(self, elapsed: float) -> None:
@@ -407,7 +438,7 @@ class _Run:
             generator=self.random,
             device=self.device,
         )
-        return tokens[:, :-1], tokens[:, 1:]
+        return tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
 
     # --- telemetry probes -------------------------------------------------------------------
     def record_loss(self, tensors: Any) -> None:
@@ -471,7 +502,8 @@ class _Run:
         return h
 
     def execute(self) -> None:
-        undo = self.install_probes()
+        # Telemetry off (benches): no probes at all, so the overhead they cost can be measured.
+        undo = self.install_probes() if self.spec.profile else (lambda: None)
         # Snapshot after our own patches (so they are not reported), before any program code.
         self._watch = integrity.PatchWatch()
         self._threads_before = {t.ident for t in threading.enumerate() if t.ident is not None}
@@ -520,6 +552,7 @@ class _Run:
             "profile": self.profile_result,
             "memory": self._memory(),
             "tokens_per_s": self.tokens / train_time if train_time > 0 else 0.0,
+            "cpu_s": round(self.clock.cpu_s, 4),
             "peak_flops": self.peak_flops,
             "peak_flops_source": self.peak_source,
             "train_curve": telemetry.downsample(curve, LOSS_CURVE_POINTS),

@@ -71,7 +71,10 @@ def evaluate(
     options = options or {}
     resources = env.resources(variant)
     out: dict[str, Any] = {"program": str(program)}
-    with tempfile.TemporaryDirectory(prefix="nanogpt-") as tmp, tempfile.TemporaryDirectory() as logs:
+    with (
+        tempfile.TemporaryDirectory(prefix="nanogpt-") as tmp,
+        tempfile.TemporaryDirectory() as logs,
+    ):
         scratch = Path(tmp)
         home = os.environ.get("HOME")
 

@@ -99,7 +99,9 @@ class _Scanner(ast.NodeVisitor):
         if node.level:
             self.add("forbidden-import", node, "uses a relative import")
         module = node.module or ""
-        self._module_ok(node, module)
+        if module.split(".")[0] in FORBIDDEN_MODULES:
+            names = ", ".join(f"{module}.{alias.name}" for alias in node.names)
+            self.add("forbidden-import", node, f"imports {names}")
         for alias in node.names:
             self.imported[alias.asname or alias.name] = f"{module}.{alias.name}"
             forbidden_here = FORBIDDEN_MODULE_ATTRIBUTES.get(module, set())

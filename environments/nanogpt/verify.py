@@ -27,7 +27,7 @@ import torch
 from progressbench.loader import load_program
 
 from . import data, integrity, losses
-from .config import RunSpec
+from .config import BUDGET_SLACK, RunSpec
 from .harness import CHECKPOINT_DIR, _seed_everything
 from .losses import ProgramError
 
@@ -36,13 +36,21 @@ _state_dict = torch.nn.Module.state_dict
 _load_state_dict = torch.nn.Module.load_state_dict
 QUARANTINE = ".quarantine"
 SPOT_EVERY = 8  # one numpy-recomputed token per this many validation batches
+# Every checkpoint is screened on the first 1/SCREEN_FRACTION of the validation windows; only
+# the decisive ones are scored on all of them. A screened loss within CONFIRM_MARGIN of the
+# target (its sampling noise is ~0.01 on tiny) makes a checkpoint a candidate.
+SCREEN_FRACTION = 4
+CONFIRM_MARGIN = 0.05
+MAX_CANDIDATES = 6
 
 
-def _checkpoints(raw: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
+def _checkpoints(
+    raw: dict[str, Any], directory: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The run's checkpoint records, shape-checked (``raw`` passed through program-reachable
-    memory, so nothing in it is taken on faith)."""
-    found = []
-    for item in raw.get("checkpoints") or []:
+    memory, so nothing in it is taken on faith), and the problems with the others."""
+    found, problems = [], []
+    for position, item in enumerate(raw.get("checkpoints") or []):
         try:
             name = str(item["file"])
             record = {
@@ -54,11 +62,13 @@ def _checkpoints(raw: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
                 "probe_loss": float(item["probe_loss"]),
             }
         except (KeyError, TypeError, ValueError):
+            problems.append({"index": position, "error": "its record is malformed"})
             continue
         if Path(name).name != name or not (directory / name).is_file():
+            problems.append({"index": record["index"], "error": f"its file {name!r} is missing"})
             continue
         found.append(record)
-    return found
+    return found, problems
 
 
 @contextmanager
@@ -128,9 +138,10 @@ class _Verifier:
     def run(self) -> dict[str, Any]:
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, self.spec.threads))
-        records = _checkpoints(self.raw, self.ckpt_dir)
+        records, problems = _checkpoints(self.raw, self.ckpt_dir)
         if not records:
             return {"ok": False, "error": "the run left no checkpoint to verify"}
+        by_index = {r["index"]: r for r in records}
         val = self.windows(data.validation_tokens(self.spec))
         probe = self.windows(data.TrainStream(self.spec).probe(self.spec.probe_tokens))
         fresh_seed = secrets.randbits(31)
@@ -138,7 +149,7 @@ class _Verifier:
         assert val is not None and probe is not None
         watch = integrity.PatchWatch()
         _disable_compilation()
-        results: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = list(problems)
         checks: dict[str, Any] = {}
         with _quarantined(self.scratch, self.ckpt_dir, self.program), self.sentinel.active():
             module = load_program(self.program)
@@ -147,17 +158,31 @@ class _Verifier:
                 raise ProgramError("the program must define build_model(vocab_size)")
             _seed_everything(self.spec.seed)
             model = build(self.v.vocab_size).to(self.device)
-            for record in records:
-                results.append(self.score(model, record, val, probe))
-            scored = [r for r in results if "val_loss" in r]
-            if scored:
-                best = min(scored, key=lambda r: r["val_loss"])
-                final = scored[-1]
+            screen = val[: max(2, val.shape[0] // SCREEN_FRACTION)]
+            entries = {r["index"]: self.screen(model, r, screen) for r in records}
+            first, others = self.decisive(records, entries)
+            for index in first:  # in time order, until one reaches the target
+                self.confirm(model, by_index[index], entries[index], val, probe=None)
+                if entries[index]["val_loss"] <= self.v.target:
+                    others.add(index)
+                    break
+            confirmed = [e for e in entries.values() if "val_loss" in e]
+            if confirmed and not any(e["val_loss"] <= self.v.target for e in confirmed):
+                others.add(min(confirmed, key=lambda e: e["val_loss"])["index"])
+            for index in sorted(others, key=lambda i: entries[i]["train_time_s"]):
+                self.confirm(model, by_index[index], entries[index], val, probe=probe)
+            results += list(entries.values())
+            confirmed = [e for e in entries.values() if "val_loss" in e]
+            if confirmed:
+                best = min(confirmed, key=lambda e: e["val_loss"])
+                final = confirmed[-1]
                 for name, entry in (("best", best), ("final", final)):
-                    self.load(model, records[entry["index"]])
+                    if name == "final" and final is best:
+                        break
+                    self.load(model, by_index[entry["index"]])
                     checks[f"causality_{name}"] = losses.causality(model, val, self.v.vocab_size)
                 if fresh is not None:
-                    self.load(model, records[best["index"]])
+                    self.load(model, by_index[best["index"]])
                     ev = losses.evaluate(model, fresh, self.v.vocab_size, self.spec.eval_batch)
                     gap = ev.mean - best["val_loss"]
                     stderr = float(np.hypot(ev.stderr(), best["val_stderr"]))
@@ -198,9 +223,10 @@ class _Verifier:
             return "after loading, the model does not hold the checkpoint's weights"
         return None
 
-    def score(
-        self, model: torch.nn.Module, record: dict[str, Any], val: torch.Tensor, probe: torch.Tensor
+    def screen(
+        self, model: torch.nn.Module, record: dict[str, Any], screen: torch.Tensor
     ) -> dict[str, Any]:
+        """Digest checks and the loss on the first part of the validation set."""
         entry: dict[str, Any] = {
             "index": record["index"],
             "train_time_s": record["train_time_s"],
@@ -210,17 +236,58 @@ class _Verifier:
         problem = self.load(model, record)
         if problem:
             entry["error"] = problem
-            return entry
-        ev = losses.evaluate(
-            model, val, self.v.vocab_size, self.spec.eval_batch, sample_every=SPOT_EVERY
-        )
-        entry["val_loss"] = ev.mean
-        entry["val_stderr"] = ev.stderr()
-        entry["spot_error"] = losses.spot_check(ev.sample)
-        entry["probe_loss"] = losses.evaluate(
-            model, probe, self.v.vocab_size, self.spec.eval_batch
-        ).mean
+        else:
+            entry["screen_loss"] = losses.evaluate(
+                model, screen, self.v.vocab_size, self.spec.eval_batch
+            ).mean
         return entry
+
+    def decisive(
+        self, records: list[dict[str, Any]], entries: dict[int, dict[str, Any]]
+    ) -> tuple[list[int], set[int]]:
+        """The checkpoints the metrics depend on, among those within the budget: candidates
+        for the first to reach the target (a screened loss within a margin of it, for the
+        screen's sampling noise), and the best and the last by the screen."""
+        limit = min(self.spec.budget_s, self.v.budget_s) * (1 + BUDGET_SLACK)
+        ordered = sorted(
+            (
+                r
+                for r in records
+                if "screen_loss" in entries[r["index"]] and r["train_time_s"] <= limit
+            ),
+            key=lambda r: r["train_time_s"],
+        )
+        if not ordered:
+            return [], set()
+        screened = {r["index"]: entries[r["index"]]["screen_loss"] for r in ordered}
+        candidates = [i for i in screened if screened[i] <= self.v.target + CONFIRM_MARGIN]
+        return candidates[:MAX_CANDIDATES], {
+            ordered[-1]["index"],
+            min(screened, key=lambda i: screened[i]),
+        }
+
+    def confirm(
+        self,
+        model: torch.nn.Module,
+        record: dict[str, Any],
+        entry: dict[str, Any],
+        val: torch.Tensor,
+        probe: torch.Tensor | None,
+    ) -> None:
+        """The full validation loss (with the numpy spot check), and the probe recomputation
+        for the checkpoints whose numbers are reported."""
+        self.load(model, record)
+        if "val_loss" not in entry:
+            ev = losses.evaluate(
+                model, val, self.v.vocab_size, self.spec.eval_batch, sample_every=SPOT_EVERY
+            )
+            entry["val_loss"] = ev.mean
+            entry["val_stderr"] = ev.stderr()
+            entry["spot_error"] = losses.spot_check(ev.sample)
+        if probe is not None:
+            entry["probe_loss"] = losses.evaluate(
+                model, probe, self.v.vocab_size, self.spec.eval_batch
+            ).mean
 
 
 def verify_run(program: Path, raw: dict[str, Any], spec: RunSpec) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from progressbench import edits, hookimpl
@@ -30,7 +31,13 @@ class EditScopeGuard(Guard):
     def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
         change = edits.protected_changes(reference, code)
         if change:
-            return self.reject(f"protected code changed: {change}", rule="outside-evolve-block")
+            # The sentence names the reference's line; so does the verdict.
+            where = re.search(r"\bline (\d+)", change)
+            return self.reject(
+                f"protected code changed: {change}",
+                rule="outside-evolve-block",
+                line=int(where.group(1)) if where else None,
+            )
         return self.ok()
 
 

@@ -56,7 +56,8 @@ _FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "dynamic imports and code loading": (
         "importlib", "imp", "pkgutil", "runpy", "zipimport", "builtins", "__main__", "site",
-        "code", "codeop", "timeit", "doctest", "pip", "ensurepip", "venv",
+        "code", "codeop", "timeit", "doctest", "pip", "ensurepip", "venv", "pydoc",
+        "pkg_resources", "importlib_metadata",
     ),
     "serialised code (unpickling runs arbitrary callables)": (
         "pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve", "copyreg",
@@ -297,6 +298,7 @@ class _Analyser(ast.NodeVisitor):
         # Aliases of a module whose import is already reported: their uses add nothing.
         self.reported: set[str] = set()
         self.parents: dict[int, ast.AST] = {}
+        # String statements: text that no code reads.
         self.docstrings: set[int] = set()
         # Assignment targets whose value is a non-string constant (settable switches).
         self.constant_targets: set[int] = set()
@@ -321,14 +323,9 @@ class _Analyser(ast.NodeVisitor):
                         self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
             elif isinstance(node, ast.Assign):
                 assigns.append(node)
-            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                body = node.body
-                if (
-                    body
-                    and isinstance(body[0], ast.Expr)
-                    and isinstance(body[0].value, ast.Constant)
-                ):
-                    self.docstrings.add(id(body[0].value))
+            # A string statement (a docstring, a comment written as a string) is never used.
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                self.docstrings.add(id(node.value))
         # ``F = torch.nn.functional``: aliases of aliases, until nothing changes.
         changed = True
         while changed:
@@ -353,12 +350,6 @@ class _Analyser(ast.NodeVisitor):
         if isinstance(node, ast.Name) and node.id in self.aliases:
             return ".".join([self.aliases[node.id], *reversed(attrs)])
         return None
-
-    @staticmethod
-    def root(node: ast.AST) -> ast.AST:
-        while isinstance(node, ast.Attribute):
-            node = node.value
-        return node
 
     def add(self, node: ast.AST, rule: str, message: str) -> None:
         segment = ast.get_source_segment(self.source, node) or ""
@@ -414,6 +405,10 @@ class _Analyser(ast.NodeVisitor):
             self.add(node, "dynamic-code", f"{node.id}() runs code built at run time")
         elif node.id in REFLECTIVE_BUILTINS:
             self.add(node, "reflection", f"{node.id}() exposes namespaces or the debugger")
+        elif node.id in NAME_ARGUMENTS and not self.called(node):
+            self.add(node, "dynamic-attribute", f"{node.id} passed around as a value")
+        elif node.id == "open" and not self.called(node):
+            self.add(node, "file-access", "open passed around as a value")
         elif node.id in self.modules and node.id not in self.reported:
             parent = self.parents.get(id(node))
             # Attribute access, an alias, or getattr() & co. (whose names are checked).
@@ -496,6 +491,8 @@ class _Analyser(ast.NodeVisitor):
                 problem = self.policy.attribute_problem(dotted) if dotted else None
                 if problem:
                     self.add(node, *problem)
+                elif dotted in FILE_FUNCTIONS and not self.called(node):
+                    self.add(node, "file-access", f"{dotted} passed around as a value")
             return
         # Not rooted at a module: only the innermost value needs a look (calls, subscripts).
         self.visit(root)
@@ -516,6 +513,11 @@ class _Analyser(ast.NodeVisitor):
             self.add(node, "module-patch", f"changes {dotted}")
 
     # --- calls ----------------------------------------------------------------------------
+    def called(self, node: ast.AST) -> bool:
+        """Whether ``node`` is what a call calls (so its arguments get checked)."""
+        parent = self.parents.get(id(node))
+        return isinstance(parent, ast.Call) and parent.func is node
+
     def callee(self, func: ast.AST) -> str | None:
         if isinstance(func, ast.Name):
             return self.aliases.get(func.id, func.id)

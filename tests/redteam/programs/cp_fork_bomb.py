@@ -1,0 +1,6 @@
+# threat: fork bomb
+# expect: rejected static:forbidden-attribute
+import os
+
+while True:
+    os.fork()

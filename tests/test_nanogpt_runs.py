@@ -1,0 +1,202 @@
+"""Whole evaluations under the nanogpt harness (smoke, run, verify in fresh forked processes,
+then assess), on CPU: the tiny variant, and the speedrun variant on small shards the test
+writes, in one process and through torchrun; the Triton kernel in interpreter mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_nanogpt_data import write_fineweb
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ROOT / "tests" / "nanogpt_data" / "small_gpt.py"
+PROGRAMS = ROOT / "environments" / "nanogpt" / "programs"
+TINY_OPTIONS = {"time_budget_s": 3, "ckpt_every_s": 1, "val_tokens": 8192, "probe_tokens": 4096}
+
+
+def evaluate(
+    programs: list[Path],
+    variant: str = "tiny",
+    options: dict[str, Any] | None = None,
+    smoke: bool = True,
+    env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the local evaluator in a fresh interpreter (torch is forked there, never here)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "progressbench_environments.nanogpt.local",
+        "--json",
+        "--variant",
+        variant,
+    ]
+    for key, value in (options or {}).items():
+        cmd += ["--option", f"{key}={json.dumps(value)}"]
+    if not smoke:
+        cmd.append("--no-smoke")
+    proc = subprocess.run(
+        cmd + [str(p) for p in programs],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def shrink(source: str, **values: Any) -> str:
+    """Change hyperparameters the way an agent's edit would (one assignment line each)."""
+    for name, value in values.items():
+        source, n = re.subn(
+            rf"^{name} = .*$", f"{name} = {value!r}", source, count=1, flags=re.MULTILINE
+        )
+        assert n == 1, name
+    return source
+
+
+def test_small_program_end_to_end() -> None:
+    (result,) = evaluate([SMALL], options=TINY_OPTIONS)
+    a = result["assessment"]
+    assert a["valid"], result
+    assert result["smoke"]["steps"] >= 1
+    m = a["metrics"]
+    assert 1.0 < m["val_loss"] < 3.5 and m["train_time_s"] <= 3 * 1.05
+    assert m["reported_probe_loss"] == pytest.approx(m["verified_probe_loss"], abs=2e-3)
+    assert m["warmup_s"] > 0 and m["tokens"] > 0
+    tel = a["telemetry"]
+    for name in ("forward", "backward", "optimizer", "data"):
+        assert tel["sections"][name]["calls"] > 0 and tel["sections"][name]["total_s"] > 0
+    assert sum(s["share"] for s in tel["sections"].values()) == pytest.approx(1.0, abs=0.01)
+    assert tel["profile"]["top"] and tel["profile"]["steps"] >= 4
+    assert tel["memory"]["peak_rss_mb"] > 0 and tel["mfu"] > 0
+    assert len(tel["val_curve"]) >= 2 and tel["train_curve"]
+    assert len(result["raw"]["checkpoints"]) == len(tel["val_curve"])
+
+
+def test_tiny_reference_runs_and_smoke_catches_broken_programs(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        (PROGRAMS / "tiny.py")
+        .read_text()
+        .replace(
+            "return GPT(vocab_size, MODEL_DIM, N_LAYER)",
+            "return GPT(vocab_size, MODEL_DIM, N_LAYER).head",
+        )
+    )
+    noncausal = tmp_path / "noncausal.py"
+    noncausal.write_text(
+        (PROGRAMS / "tiny.py").read_text().replace("is_causal=True", "is_causal=False")
+    )
+    options = {**TINY_OPTIONS, "time_budget_s": 2}
+    reference, broken_result, noncausal_result = evaluate(
+        [PROGRAMS / "tiny.py", broken, noncausal], options=options
+    )
+    assert reference["assessment"]["valid"], reference
+    # Zero-initialised head: log(32) = 3.466 at step 0; any training at all goes below it.
+    assert reference["assessment"]["metrics"]["val_loss"] < 3.46
+    assert "model(idx) must return logits of shape" in broken_result["smoke_error"]
+    assert "the model is not causal" in noncausal_result["smoke_error"]
+    assert not noncausal_result["assessment"]["valid"]
+
+
+@pytest.fixture(scope="module")
+def fineweb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_fineweb(root, [60_000, 40_000], 8_000)
+    return root
+
+
+def speedrun_program(tmp_path: Path) -> Path:
+    """The speedrun reference at toy size (what an agent's edit of its knobs would give)."""
+    source = shrink(
+        (PROGRAMS / "speedrun.py").read_text(),
+        MODEL_DIM=64, N_LAYER=1, HEAD_DIM=64, SEQ_LEN=64, MICRO_BATCH=2, GLOBAL_BATCH_SEQS=4,
+        COMPILE=False, WARMUP_COMPILE_STEPS=1,
+    )  # fmt: skip
+    path = tmp_path / "speedrun_toy.py"
+    path.write_text(source)
+    return path
+
+
+def speedrun_options(fineweb: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "data_dir": str(fineweb),
+        "val_tokens": 2048,
+        "probe_tokens": 2048,
+        "eval_batch": 1,
+        "time_budget_s": 3,
+        "ckpt_every_s": 1,
+        **extra,
+    }
+
+
+def test_speedrun_on_cpu_in_one_process(fineweb: Path, tmp_path: Path) -> None:
+    # Triton's interpreter runs the reference's fused kernel on CPU, under the sentinel.
+    options = speedrun_options(fineweb, ckpt_every_s=2)
+    (result,) = evaluate(
+        [speedrun_program(tmp_path)],
+        variant="speedrun",
+        options=options,
+        smoke=False,
+        env={"TRITON_INTERPRET": "1"},
+    )
+    a = result["assessment"]
+    assert a["valid"], result
+    assert result["raw"]["world_size"] == 1 and a["metrics"]["reached_target"] == 0.0
+    assert a["metrics"]["val_loss"] > 3.28  # random tokens: nothing to learn, no target to reach
+    assert result["verified"]["val_tokens"] == 2048 and result["verified"]["eval_seq_len"] == 1024
+
+
+def test_speedrun_through_torchrun(fineweb: Path, tmp_path: Path) -> None:
+    from progressbench_environments.nanogpt.launch import command
+
+    line = command(Path("p.py"), Path("s.json"), 2)
+    assert line[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    options = speedrun_options(fineweb, nproc=2, threads=2)
+    (result,) = evaluate(
+        [speedrun_program(tmp_path)],
+        variant="speedrun",
+        options=options,
+        smoke=False,
+        env={"TRITON_INTERPRET": "0"},
+    )
+    a = result["assessment"]
+    assert a["valid"], result
+    raw = result["raw"]
+    assert raw["world_size"] == 2 and raw["checkpoints"]
+    # Both ranks read disjoint halves of each global batch: tokens count both.
+    assert raw["tokens"] == raw["steps"] * 2 * 2 * 64
+
+
+def test_triton_kernel_in_interpreter_mode(tmp_path: Path) -> None:
+    pytest.importorskip("triton")
+    script = f"""
+import importlib.util, torch
+spec = importlib.util.spec_from_file_location("speedrun", {str(PROGRAMS / "speedrun.py")!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+x = torch.randn(3, 1000, dtype=torch.float64, requires_grad=True)
+y = m.relu2(x)
+assert torch.allclose(y, torch.relu(x) ** 2)
+g = torch.randn_like(y)
+(dx,) = torch.autograd.grad(y, x, g)
+assert torch.allclose(dx, 2 * torch.relu(x) * g)
+assert m.relu2_fused is not None and torch.ops.speedrun.relu2.default is not None
+print("ok")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TRITON_INTERPRET": "1"},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
