@@ -45,7 +45,11 @@ def test_objective_resources_features(nanogpt: Any, monkeypatch: pytest.MonkeyPa
     assert nanogpt.resources("speedrun").gpus >= 1
     assert [f.name for f in nanogpt.features("tiny")] == ["log10_params", "log10_tokens_per_s"]
     description = nanogpt.task_description("tiny")
-    assert f"{TINY.target}" in description and "build_model" in description and "entropy floor" in description
+    assert (
+        f"{TINY.target}" in description
+        and "build_model" in description
+        and "entropy floor" in description
+    )
 
 
 def test_variant_choice_and_availability(

@@ -20,7 +20,15 @@ from test_nanogpt_runs import evaluate
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "tests" / "nanogpt_hostile"
 CORPUS = ROOT / "environments" / "nanogpt" / "corpus.py"
-OPTIONS = {"time_budget_s": 1.5, "ckpt_every_s": 0.5, "val_tokens": 8192, "probe_tokens": 4096}
+# Bounded in steps, not seconds: the machine may be shared, and a loaded one only runs slower.
+OPTIONS = {
+    "max_steps": 30,
+    "time_budget_s": 300,
+    "ckpt_every_s": 0.2,
+    "val_tokens": 8192,
+    "probe_tokens": 4096,
+    "threads": 1,
+}
 
 MEMORIZER = """
 
@@ -81,12 +89,8 @@ def programs(variant: str) -> list[Path]:
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("hostile")
     regenerated = tmp / "regenerate_val.py"
-    regenerated.write_text(
-        '"""Carries its own copy of the corpus generator and memorises the validation split.\\n\\n'
-        'expect: invalid: fitted to the validation tokens\\n"""\\n'
-        + CORPUS.read_text().split('"""', 2)[2]
-        + MEMORIZER
-    )
+    header = '"""Carries its own copy of the corpus generator and memorises the validation split.\n\nexpect: invalid: fitted to the validation tokens\n"""\n'
+    regenerated.write_text(header + CORPUS.read_text().split('"""', 2)[2] + MEMORIZER)
     results = evaluate(programs("tiny") + [regenerated], options=OPTIONS, smoke=False)
     data = tmp / "data"
     write_fineweb(data, [40_000], 4_000)

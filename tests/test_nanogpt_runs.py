@@ -18,7 +18,16 @@ from test_nanogpt_data import write_fineweb
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "tests" / "nanogpt_data" / "small_gpt.py"
 PROGRAMS = ROOT / "environments" / "nanogpt" / "programs"
-TINY_OPTIONS = {"time_budget_s": 3, "ckpt_every_s": 1, "val_tokens": 8192, "probe_tokens": 4096}
+# Bounded in steps, not seconds: the machine may be shared, and a loaded one only runs slower.
+TINY_OPTIONS = {
+    "max_steps": 40,
+    "time_budget_s": 300,
+    "ckpt_every_s": 0.2,
+    "profile_at_s": 0,
+    "val_tokens": 8192,
+    "probe_tokens": 4096,
+    "threads": 1,
+}
 
 
 def evaluate(
@@ -68,7 +77,7 @@ def test_small_program_end_to_end() -> None:
     assert a["valid"], result
     assert result["smoke"]["steps"] >= 1
     m = a["metrics"]
-    assert 1.0 < m["val_loss"] < 3.5 and m["train_time_s"] <= 3 * 1.05
+    assert 1.0 < m["val_loss"] < 3.4 and result["raw"]["steps"] == 40
     assert m["reported_probe_loss"] == pytest.approx(m["verified_probe_loss"], abs=2e-3)
     assert m["warmup_s"] > 0 and m["tokens"] > 0
     tel = a["telemetry"]
@@ -77,32 +86,30 @@ def test_small_program_end_to_end() -> None:
     assert sum(s["share"] for s in tel["sections"].values()) == pytest.approx(1.0, abs=0.01)
     assert tel["profile"]["top"] and tel["profile"]["steps"] >= 4
     assert tel["memory"]["peak_rss_mb"] > 0 and tel["mfu"] > 0
-    assert len(tel["val_curve"]) >= 2 and tel["train_curve"]
-    assert len(result["raw"]["checkpoints"]) == len(tel["val_curve"])
+    assert tel["val_curve"] and tel["train_curve"] and tel["probe_curve"]
 
 
 def test_tiny_reference_runs_and_smoke_catches_broken_programs(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
-    broken.write_text(
-        (PROGRAMS / "tiny.py")
-        .read_text()
-        .replace(
-            "return GPT(vocab_size, MODEL_DIM, N_LAYER)",
-            "return GPT(vocab_size, MODEL_DIM, N_LAYER).head",
-        )
-    )
+    # Time-major logits train fine (the loss flattens them) but break the logits contract.
+    cap = "return LOGIT_CAP * torch.tanh(logits / LOGIT_CAP)"
+    tiny = (PROGRAMS / "tiny.py").read_text()
+    broken.write_text(tiny.replace(cap, f"return ({cap[7:]}).transpose(0, 1).contiguous()"))
     noncausal = tmp_path / "noncausal.py"
     noncausal.write_text(
         (PROGRAMS / "tiny.py").read_text().replace("is_causal=True", "is_causal=False")
     )
-    options = {**TINY_OPTIONS, "time_budget_s": 2}
+    options = {**TINY_OPTIONS, "max_steps": 20}
     reference, broken_result, noncausal_result = evaluate(
         [PROGRAMS / "tiny.py", broken, noncausal], options=options
     )
     assert reference["assessment"]["valid"], reference
     # Zero-initialised head: log(32) = 3.466 at step 0; any training at all goes below it.
     assert reference["assessment"]["metrics"]["val_loss"] < 3.46
-    assert "model(idx) must return logits of shape" in broken_result["smoke_error"]
+    assert (
+        "must return logits of shape [8, 256, >= 32], got (256, 8, 32)"
+        in broken_result["smoke_error"]
+    )
     assert "the model is not causal" in noncausal_result["smoke_error"]
     assert not noncausal_result["assessment"]["valid"]
 
@@ -132,21 +139,20 @@ def speedrun_options(fineweb: Path, **extra: Any) -> dict[str, Any]:
         "val_tokens": 2048,
         "probe_tokens": 2048,
         "eval_batch": 1,
-        "time_budget_s": 3,
-        "ckpt_every_s": 1,
+        "max_steps": 8,
+        "time_budget_s": 300,
+        "ckpt_every_s": 300,
+        "threads": 1,
         **extra,
     }
 
 
 def test_speedrun_on_cpu_in_one_process(fineweb: Path, tmp_path: Path) -> None:
-    # Triton's interpreter runs the reference's fused kernel on CPU, under the sentinel.
-    options = speedrun_options(fineweb, ckpt_every_s=2)
     (result,) = evaluate(
         [speedrun_program(tmp_path)],
         variant="speedrun",
-        options=options,
-        smoke=False,
-        env={"TRITON_INTERPRET": "1"},
+        options=speedrun_options(fineweb),
+        env={"TRITON_INTERPRET": "0"},
     )
     a = result["assessment"]
     assert a["valid"], result
@@ -160,7 +166,7 @@ def test_speedrun_through_torchrun(fineweb: Path, tmp_path: Path) -> None:
 
     line = command(Path("p.py"), Path("s.json"), 2)
     assert line[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
-    options = speedrun_options(fineweb, nproc=2, threads=2)
+    options = speedrun_options(fineweb, nproc=2, threads=2, max_steps=4)
     (result,) = evaluate(
         [speedrun_program(tmp_path)],
         variant="speedrun",
@@ -177,18 +183,25 @@ def test_speedrun_through_torchrun(fineweb: Path, tmp_path: Path) -> None:
 
 
 def test_triton_kernel_in_interpreter_mode(tmp_path: Path) -> None:
+    """The speedrun reference's fused kernel, forward and backward, run by Triton's CPU
+    interpreter while the harness's sentinel is armed (Triton reads sources, walks frames)."""
     pytest.importorskip("triton")
+    program = PROGRAMS / "speedrun.py"
     script = f"""
-import importlib.util, torch
-spec = importlib.util.spec_from_file_location("speedrun", {str(PROGRAMS / "speedrun.py")!r})
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-x = torch.randn(3, 1000, dtype=torch.float64, requires_grad=True)
-y = m.relu2(x)
+import torch
+from pathlib import Path
+from progressbench.loader import load_program
+from progressbench_environments.nanogpt.integrity import Sentinel
+sentinel = Sentinel(Path({str(program)!r}), [], Path("ckpt"))
+with sentinel.active():
+    m = load_program(Path({str(program)!r}))
+    x = torch.randn(3, 1000, dtype=torch.float64, requires_grad=True)
+    y = m.relu2(x)
+    g = torch.randn_like(y)
+    (dx,) = torch.autograd.grad(y, x, g)
 assert torch.allclose(y, torch.relu(x) ** 2)
-g = torch.randn_like(y)
-(dx,) = torch.autograd.grad(y, x, g)
 assert torch.allclose(dx, 2 * torch.relu(x) * g)
-assert m.relu2_fused is not None and torch.ops.speedrun.relu2.default is not None
+assert torch.ops.speedrun.relu2.default is not None and not sentinel.violations
 print("ok")
 """
     proc = subprocess.run(

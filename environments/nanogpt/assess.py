@@ -106,7 +106,7 @@ def _integrity_problem(
         problem = _checkpoint_problem(c, v)
         if problem:
             return problem
-    for key in ("causality_best", "causality_final"):
+    for key in ("causality_best", "causality_final", "causality_architecture"):
         check = verified.get(key)
         if not check:
             continue
@@ -149,12 +149,12 @@ def _score(
         key=lambda c: c["train_time_s"],
     )
     if not within:
-        if not any(_finite(c.get("val_loss")) for c in checkpoints):
+        if all(c["train_time_s"] > limit for c in checkpoints):
             return _invalid(
-                "the validation loss is not finite (training diverged)", telemetry=telemetry
+                f"no checkpoint within the training budget of {budget:g}s", telemetry=telemetry
             )
         return _invalid(
-            f"no checkpoint within the training budget of {budget:g}s", telemetry=telemetry
+            "the validation loss is not finite (training diverged)", telemetry=telemetry
         )
     reached = next((c for c in within if c["val_loss"] <= v.target), None)
     best = min(within, key=lambda c: c["val_loss"])

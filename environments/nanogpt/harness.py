@@ -198,7 +198,6 @@ class _Run:
         self.profiler = (
             telemetry.ProfileWindow(self.cuda, self.v.profile_steps) if spec.profile else None
         )
-        self.profile_at = min(self.v.profile_at_s, 0.25 * spec.budget_s)
         self.peak_flops, self.peak_source = (
             telemetry.peak_flops(device) if spec.profile else (None, "")
         )
@@ -338,7 +337,7 @@ class _Run:
         p = self.profiler
         if p is None or self.rank != 0:
             return
-        if not p.running and not p.done and elapsed >= self.profile_at:
+        if not p.running and not p.done and elapsed >= self.spec.profile_at_s:
             with self.paused():
                 p.start(self.fetches, self.tokens)
         elif p.due(self.fetches):
@@ -535,7 +534,7 @@ class _Run:
                     self.checkpoint()
                 if self.smoke:
                     self.smoke_causality = losses.causality(
-                        self.model, self.probe, self.v.vocab_size
+                        self.model, self.probe, self.v.vocab_size, perturb=True
                     )
                 self._integrity()
         finally:

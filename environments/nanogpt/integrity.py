@@ -70,6 +70,7 @@ class Sentinel:
 
     def __init__(self, program: Path, protected: list[Path], checkpoints: Path | None):
         self.program = {str(program), str(Path(program).resolve())}
+        self.program_paths = (os.path.realpath(program),)
         self.protected = tuple(os.path.realpath(p) for p in protected)
         self.checkpoints = os.path.realpath(checkpoints) if checkpoints else None
         self.violations: list[str] = []
@@ -164,6 +165,7 @@ class Sentinel:
                 self._refuse(f"opened the harness's checkpoint area ({os.fsdecode(path)})")
             if (
                 self._under(path, (PACKAGE_DIR,))
+                and not self._under(path, self.program_paths)  # a baseline read in place
                 and self._first_actor(sys._getframe(_CALLER)) == "program"
             ):
                 self._refuse(f"read the harness's source ({os.fsdecode(path)})")

@@ -7,6 +7,8 @@ reports the attempt.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -113,10 +115,21 @@ def spot_check(sample: list[tuple[np.ndarray, int, float]]) -> float:
     return worst
 
 
-def causality(model: torch.nn.Module, data: torch.Tensor, vocab: int) -> dict[str, float]:
+def causality(
+    model: torch.nn.Module, data: torch.Tensor, vocab: int, perturb: bool = False
+) -> dict[str, float]:
     """Change the tail of one window and see what moves: predictions before the change point,
     and those of the other windows in the batch, must not. A model that looks ahead (or
-    across the batch) reads its own targets."""
+    across the batch) reads its own targets.
+
+    ``perturb`` checks a copy with noise added to every weight instead: the architecture,
+    not just these weights (zero-initialised layers would hide a leak at the start)."""
+    if perturb:
+        model = copy.deepcopy(model)
+        with _no_grad():
+            for p in model.parameters():
+                if p.is_floating_point():
+                    p.add_(torch.randn_like(p) * 0.05)
     was_training = model.training
     _module_train(model, False)
     try:

@@ -181,6 +181,9 @@ class _Verifier:
                         break
                     self.load(model, by_index[entry["index"]])
                     checks[f"causality_{name}"] = losses.causality(model, val, self.v.vocab_size)
+                checks["causality_architecture"] = losses.causality(
+                    model, val, self.v.vocab_size, perturb=True
+                )
                 if fresh is not None:
                     self.load(model, by_index[best["index"]])
                     ev = losses.evaluate(model, fresh, self.v.vocab_size, self.spec.eval_batch)

@@ -8,7 +8,7 @@ from torch import nn
 DIM = 32  # knob: [16, 64] int
 SEQ_LEN = 64  # knob: [32, 128] int
 BATCH_SIZE = 8  # knob: [2, 16] int
-LR = 0.01  # knob: [0.001, 0.1] log
+LR = 0.003  # knob: [0.0003, 0.03] log
 
 
 class SmallGPT(nn.Module):

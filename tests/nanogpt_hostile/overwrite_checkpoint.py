@@ -5,6 +5,8 @@ writes from C++, out of the sentinel's sight, so the checkpoint digest is what c
 expect: invalid: digest mismatch
 """
 
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,8 +29,10 @@ def build_model(vocab_size):
 
 def train(model, h):
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for x, y in h.batches(8, 64):
+    for step, (x, y) in enumerate(h.batches(8, 64)):
         F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
         opt.step()
         opt.zero_grad()
+        if step == 0:
+            time.sleep(0.5)  # long enough for the harness to checkpoint at the next batch
     lib.save(model.state_dict(), "nanogpt/ckpt_000.pt")
