@@ -6,7 +6,8 @@ other processes hits both alike:
 
 - bare: ``train(model, h)`` with a stand-in ``h`` that yields pre-made batches from memory (no
   clock, stream, checkpoints, telemetry, sentinel or patch watch);
-- harness: ``run_training`` with telemetry on, exactly as an evaluation runs it.
+- harness: ``run_training`` as an evaluation runs it (stream, clock, checkpoint checks, static
+  scan, sentinel, patch watch), with telemetry off: bench/nanogpt_telemetry.py measures that.
 
 The figures are the harness's time per step minus the bare loop's, in wall time and in CPU time
 (with ``--threads 1`` the CPU figure is immune to load from other processes); the harness's
@@ -80,6 +81,7 @@ def harnessed(program: Path, steps: int, threads: int, scratch: Path) -> dict[st
         "time_budget_s": 3600,
         "ckpt_every_s": 3600,
         "threads": threads,
+        "profile": False,
         "val_tokens": 4096,
         "probe_tokens": 4096,
     }

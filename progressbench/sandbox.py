@@ -249,7 +249,15 @@ def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[
         _overlay(home, inside, workdir, "0755", 1)
         done["hidden"].append(home)
     tmp = os.path.realpath(tempfile.gettempdir())
-    _overlay(tmp, [p for p in wanted if _inside(p, tmp)], workdir, "1777", PRIVATE_TMP_MB)
+    # Code under /tmp (a CI checkout, a throw-away venv) is bound back as its whole top-level
+    # folder: binding deep paths alone left lazily imported subpackages unreachable.
+    in_tmp = [p for p in wanted if _inside(p, tmp)]
+    tops = {
+        p if _inside(str(workdir), p) or _inside(p, str(workdir))
+        else os.path.join(tmp, os.path.relpath(p, tmp).split(os.sep)[0])
+        for p in in_tmp
+    }
+    _overlay(tmp, _outermost(tops), workdir, "1777", PRIVATE_TMP_MB)
     _private_dirs.append(tmp)
     for path, size in (("/var/tmp", PRIVATE_TMP_MB), ("/dev/shm", shm_mb)):
         if os.path.isdir(path) and not _inside(str(workdir), path):
