@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from typing import Any
 
@@ -154,8 +153,6 @@ def _execute(store: Any, config: Any, existing: Any) -> None:
     metric = env.objective(env.pick_variant(config.variant)).metric
     progress = Progress(metric)
     loop = RunLoop(store, config, run=existing, say=lambda m: click.echo(m, err=True), progress=progress)
-    # SIGTERM (a scheduler, a CI timeout) stops the run the same clean way as Ctrl-C.
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         final = loop.execute()
     except KeyboardInterrupt:
@@ -169,10 +166,6 @@ def _execute(store: Any, config: Any, existing: Any) -> None:
         os._exit(130)
     progress.close()
     _summary(store, final, env)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _resume_cmd(store: Any, run_id: str) -> str:

@@ -128,11 +128,3 @@ def test_resumed_islands_run_makes_the_same_choices_as_an_unbroken_one(tmp_path)
     state = lambda db: json.loads(query(db, "select strategy_state_json from run")[0][0])  # noqa: E731
     assert state(broken)["migrations"] == state(straight)["migrations"]
 
-
-def test_sigterm_stops_like_ctrl_c(db):
-    proc = start(db)
-    wait_for_children(db, 3, proc)
-    proc.terminate()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "resume with" in err
-    assert query(db, "select status from run")[0][0] == "interrupted"
