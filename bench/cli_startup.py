@@ -1,6 +1,6 @@
 """How long `progressbench --help` takes (target: <= 0.3 s), median of N fresh processes.
 
-    python bench/cli_startup.py [N]
+python bench/cli_startup.py [N]
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def main(n: int = 15) -> None:
         t = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         times.append(time.perf_counter() - t)
-    print(f"progressbench --help: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
-          f"over {n} runs (target <= 0.3 s)")
+    print(
+        f"progressbench --help: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
+        f"over {n} runs (target <= 0.3 s)"
+    )
 
 
 if __name__ == "__main__":

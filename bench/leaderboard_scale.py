@@ -20,7 +20,9 @@ from pathlib import Path
 from progressbench.environment import Objective
 from progressbench.store import Evaluation, Program, Store, code_hash
 
-OBJECTIVE = Objective(metric="sum_radii", direction="maximize", records={"ShinkaEvolve": 2.63598}).model_dump_json()
+OBJECTIVE = Objective(
+    metric="sum_radii", direction="maximize", records={"ShinkaEvolve": 2.63598}
+).model_dump_json()
 
 
 def fill(db: Path, programs: int, runs: int) -> None:
@@ -28,20 +30,51 @@ def fill(db: Path, programs: int, runs: int) -> None:
     rng = random.Random(0)
     per_run = programs // runs
     for r in range(runs):
-        run = store.create_run(env="circle-packing", variant="n26", strategy=rng.choice(["islands", "greedy"]),
-                               objective_json=OBJECTIVE,
-                               agent=f"agent-{r % 5}", budget=per_run, config_json="{}")
-        rows = [Program(run_id=run.id, code=f"# program {r}-{i}\n" + "x = 1\n" * 40,
-                        code_hash=code_hash(f"{r}-{i}"), status="valid", score=rng.random() * 2.6)
-                for i in range(per_run)]
+        run = store.create_run(
+            env="circle-packing",
+            variant="n26",
+            strategy=rng.choice(["islands", "greedy"]),
+            objective_json=OBJECTIVE,
+            agent=f"agent-{r % 5}",
+            budget=per_run,
+            config_json="{}",
+        )
+        rows = [
+            Program(
+                run_id=run.id,
+                code=f"# program {r}-{i}\n" + "x = 1\n" * 40,
+                code_hash=code_hash(f"{r}-{i}"),
+                status="valid",
+                score=rng.random() * 2.6,
+            )
+            for i in range(per_run)
+        ]
         store.add_all(rows)
         progs = store.programs(run.id)
-        store.add_all([Evaluation(run_id=run.id, program_id=p.id, status="ok", valid=True, score=p.score,
-                                  metrics_json=json.dumps({"sum_radii": p.score})) for p in progs])
+        store.add_all(
+            [
+                Evaluation(
+                    run_id=run.id,
+                    program_id=p.id,
+                    status="ok",
+                    valid=True,
+                    score=p.score,
+                    metrics_json=json.dumps({"sum_radii": p.score}),
+                )
+                for p in progs
+            ]
+        )
         best = max(progs, key=lambda p: p.score)
-        store.update_run(run.id, n_children=per_run, n_valid=per_run, best_program_id=best.id,
-                         best_score=best.score, best_metric=best.score, reference_metric=1.66,
-                         status="finished")
+        store.update_run(
+            run.id,
+            n_children=per_run,
+            n_valid=per_run,
+            best_program_id=best.id,
+            best_score=best.score,
+            best_metric=best.score,
+            reference_metric=1.66,
+            status="finished",
+        )
 
 
 def main(programs: int = 10_000, runs: int = 20) -> None:
@@ -53,11 +86,16 @@ def main(programs: int = 10_000, runs: int = 20) -> None:
         times = []
         for _ in range(5):
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "progressbench.cli", "leaderboard", "--db", str(db)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "progressbench.cli", "leaderboard", "--db", str(db)],
+                check=True,
+                capture_output=True,
+            )
             times.append(time.perf_counter() - t)
-        print(f"leaderboard over {programs} programs: median {statistics.median(times):.3f} s "
-              f"(fresh process, imports included; target <= 1 s)")
+        print(
+            f"leaderboard over {programs} programs: median {statistics.median(times):.3f} s "
+            f"(fresh process, imports included; target <= 1 s)"
+        )
 
 
 if __name__ == "__main__":

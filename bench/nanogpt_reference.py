@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-from progressbench_environments.nanogpt.env import PROGRAMS
+from progressbench_environments.nanogpt.env import PROGRAMS, NanoGPT
 from progressbench_environments.nanogpt.local import evaluate
 
 
@@ -43,6 +43,7 @@ def main() -> None:
             "evaluation_s": total,
         }
         rows.append(row)
+        print(NanoGPT().format_telemetry(a["telemetry"]))
         print(
             json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
             flush=True,

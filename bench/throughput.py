@@ -30,7 +30,9 @@ def rate(workers: int, jobs: int, rounds: int) -> float:
         elapsed = time.perf_counter() - t
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:1]
     per = sum(o.candidate_s for o in outcomes) / jobs
-    print(f"{workers} worker(s): {jobs / elapsed:.2f} evaluations/s ({per:.2f} s of candidate work each)")
+    print(
+        f"{workers} worker(s): {jobs / elapsed:.2f} evaluations/s ({per:.2f} s of candidate work each)"
+    )
     return jobs / elapsed
 
 

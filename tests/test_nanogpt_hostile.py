@@ -52,7 +52,8 @@ class Memorizer(nn.Module):
         match = (idx[:, None, :32] == windows[None, :, :32]).all(-1)
         found = match.any(-1)
         row = match.float().argmax(-1)
-        nxt = self.memory[(row[:, None] * t + torch.arange(1, t + 1)).clamp(max=self.memory.numel() - 1)]
+        where = (row[:, None] * t + torch.arange(1, t + 1)).clamp(max=self.memory.numel() - 1)
+        nxt = self.memory[where]
         boost = F.one_hot(nxt, logits.size(-1)).float() * 30.0
         return logits + boost * found[:, None, None]
 
@@ -89,7 +90,10 @@ def programs(variant: str) -> list[Path]:
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("hostile")
     regenerated = tmp / "regenerate_val.py"
-    header = '"""Carries its own copy of the corpus generator and memorises the validation split.\n\nexpect: invalid: fitted to the validation tokens\n"""\n'
+    header = (
+        '"""Carries its own copy of the corpus generator and memorises the validation split.\n\n'
+        'expect: invalid: fitted to the validation tokens\n"""\n'
+    )
     regenerated.write_text(header + CORPUS.read_text().split('"""', 2)[2] + MEMORIZER)
     results = evaluate(programs("tiny") + [regenerated], options=OPTIONS, smoke=False)
     data = tmp / "data"

@@ -152,6 +152,7 @@ def test_speedrun_on_cpu_in_one_process(fineweb: Path, tmp_path: Path) -> None:
         [speedrun_program(tmp_path)],
         variant="speedrun",
         options=speedrun_options(fineweb),
+        smoke=False,
         env={"TRITON_INTERPRET": "0"},
     )
     a = result["assessment"]
@@ -213,3 +214,33 @@ print("ok")
         cwd=tmp_path,
     )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_through_the_platforms_local_evaluator() -> None:
+    """The same environment under the platform's own evaluator: warm worker, sandboxed
+    children (dropped uid, no network, hidden home when run as root), JSON across."""
+    from progressbench import plugins
+    from progressbench.evaluator import EvalJob, Limits
+
+    env = plugins.get_environment("nanogpt")
+    evaluator_cls = plugins.get("evaluators", "local")
+    resources = env.resources("tiny")
+    limits = Limits(seconds=resources.seconds, memory_mb=resources.memory_mb)
+    hostile = ROOT / "tests" / "nanogpt_hostile" / "gc_hunt.py"
+    with evaluator_cls(env, "tiny", 1) as evaluator:
+        smoke, honest, refused = (
+            evaluator.evaluate(
+                EvalJob(program=p.read_text(), mode=m, limits=limits, options=TINY_OPTIONS)
+            )
+            for p, m in ((SMALL, "smoke"), (SMALL, "full"), (hostile, "full"))
+        )
+    assert smoke.ok and smoke.raw["steps"] == 3, smoke.error
+    assert honest.ok and honest.verified is not None, honest.error
+    a = env.assess(honest.raw, honest.verified, "tiny")
+    assert a.valid and a.telemetry["sections"]["backward"]["calls"] == 40
+    assert "profiler_start" not in honest.stderr  # kineto's chatter stays out of the agent's view
+    assert refused.ok
+    assert (
+        "used reflection (gc.get_objects)"
+        in env.assess(refused.raw, refused.verified, "tiny").reason
+    )

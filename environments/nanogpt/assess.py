@@ -79,7 +79,8 @@ def _checkpoint_problem(c: dict[str, Any], v: VariantSpec) -> tuple[str, dict[st
         if _finite(reported) == _finite(recomputed):
             return None  # a diverged model: both sides say so, which is honest
         return (
-            f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights give {recomputed}",
+            f"checkpoint {c['index']}: the run reported probe loss {reported} but its weights "
+            f"give {recomputed}",
             {},
         )
     if abs(reported - recomputed) > v.probe_tolerance:
@@ -118,7 +119,8 @@ def _integrity_problem(
                 else "other sequences of the batch"
             )
             return (
-                f"the model is not causal: changing later tokens of one sequence moved its predictions "
+                "the model is not causal: changing later tokens of one sequence moved its "
+                "predictions "
                 f"for {where} by {moved:.3g} (relative; tolerance {v.causal_tolerance:g}). "
                 "A model that sees its targets does not earn its loss.",
                 {"causality_change": moved if _finite(moved) else -1.0},
@@ -126,8 +128,10 @@ def _integrity_problem(
     fresh = verified.get("fresh")
     if fresh and _finite(fresh.get("gap")) and fresh["gap"] > fresh["limit"]:
         return (
-            f"validation loss {fresh['val_loss']:.4f}, but {fresh['fresh_loss']:.4f} on fresh samples "
-            f"of the same source (gap {fresh['gap']:.3f} > {fresh['limit']:.3f}): the model was fitted "
+            f"validation loss {fresh['val_loss']:.4f}, but {fresh['fresh_loss']:.4f} on fresh "
+            "samples "
+            f"of the same source (gap {fresh['gap']:.3f} > {fresh['limit']:.3f}): the model was "
+            "fitted "
             "to the validation tokens",
             {
                 "val_loss": fresh["val_loss"],
@@ -208,11 +212,25 @@ def _score(
 
 def _telemetry(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec) -> dict[str, Any]:
     tel = dict(raw.get("telemetry") or {})
-    tel["val_curve"] = [
-        [c["train_time_s"], c["tokens"], c["val_loss"]]
+    # Each number the run reported and the verifier recomputed, for the platform's
+    # verification guard (docs/integrity.md, "computed" convention).
+    tel["agreement"] = [
+        {
+            "name": f"probe loss at checkpoint {c['index']} (t={c['train_time_s']:.1f}s)",
+            "reported": c["reported_probe_loss"],
+            "verified": c["probe_loss"],
+            "tolerance": v.probe_tolerance,
+        }
         for c in verified.get("checkpoints") or []
-        if _finite(c.get("val_loss"))
+        if "probe_loss" in c and "reported_probe_loss" in c
     ]
+    # The full validation loss where verification computed it, else its screened estimate.
+    points = []
+    for c in verified.get("checkpoints") or []:
+        loss = c.get("val_loss", c.get("screen_loss"))
+        if _finite(loss):
+            points.append([c["train_time_s"], c["tokens"], loss])
+    tel["val_curve"] = sorted(points)
     tel.update(
         {
             "variant": v.name,
@@ -252,9 +270,11 @@ def format_telemetry(tel: dict[str, Any]) -> str:
         return ""
     lines = []
     tps = tel.get("tokens_per_s") or 0.0
-    head = f"device {tel.get('device', '?')} | {_si(tel.get('tokens') or 0)} tokens in {tel.get('train_time_s') or 0:.1f}s ({_si(tps)} tok/s)"
+    tokens, seconds = _si(tel.get("tokens") or 0), tel.get("train_time_s") or 0.0
+    head = f"device {tel.get('device', '?')} | {tokens} tokens in {seconds:.1f}s ({_si(tps)} tok/s)"
     if _finite(tel.get("mfu")):
-        head += f" | MFU {100 * tel['mfu']:.1f}% of {_si(tel['peak_flops'])}FLOP/s ({tel.get('peak_flops_source', '')})"
+        peak = f"{_si(tel['peak_flops'])}FLOP/s ({tel.get('peak_flops_source', '')})"
+        head += f" | MFU {100 * tel['mfu']:.1f}% of {peak}"
     if tel.get("cpu_s") and tel.get("train_time_s"):
         head += f" | {tel['cpu_s'] / tel['train_time_s']:.2f} CPU cores busy"
     if tel.get("warmup_s"):
@@ -273,13 +293,16 @@ def format_telemetry(tel: dict[str, Any]) -> str:
         lines.append(f"top {profile.get('kind', 'ops')} over {profile.get('steps')} steps: {ops}")
     memory = tel.get("memory") or {}
     if memory:
-        mem = f"memory: peak RSS {memory.get('peak_rss_mb', 0):.0f} MB (start {memory.get('start_rss_mb', 0):.0f} MB)"
+        peak_rss, start_rss = memory.get("peak_rss_mb", 0), memory.get("start_rss_mb", 0)
+        mem = f"memory: peak RSS {peak_rss:.0f} MB (start {start_rss:.0f} MB)"
         if "cuda_peak_allocated_mb" in memory:
-            mem += f", CUDA peak allocated {memory['cuda_peak_allocated_mb']:.0f} MB, reserved {memory['cuda_peak_reserved_mb']:.0f} MB"
+            allocated, reserved = memory["cuda_peak_allocated_mb"], memory["cuda_peak_reserved_mb"]
+            mem += f", CUDA peak allocated {allocated:.0f} MB, reserved {reserved:.0f} MB"
         lines.append(mem)
     floor = f", entropy floor {tel['entropy_floor']:.3f}" if tel.get("entropy_floor") else ""
     lines.append(
-        f"val loss: {_curve(tel.get('val_curve') or [])} (target {tel.get('target')}{floor}; stop: {tel.get('stop_reason', '?')})"
+        f"val loss: {_curve(tel.get('val_curve') or [])} (target {tel.get('target')}{floor}; "
+        f"stop: {tel.get('stop_reason', '?')})"
     )
     lines.append(f"train loss: {_curve(tel.get('train_curve') or [])}")
     return "\n".join(lines)

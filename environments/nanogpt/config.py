@@ -143,7 +143,6 @@ VARIANTS = {v.name: v for v in (TINY, SPEEDRUN)}
 BUDGET_SLACK = 0.05
 
 SPEEDRUN_HF_REPO = "kjj0/fineweb10B-gpt2"
-SHARD_TOKENS = 100_000_000  # tokens per FineWeb10B train shard (the val shard holds 100M too)
 DEFAULT_TRAIN_SHARDS = 16
 
 

@@ -23,7 +23,8 @@ def _fineweb(spec: RunSpec) -> Path:
     directory = fineweb_dir(Path(spec.data_dir) if spec.data_dir else None)
     if not shards.train_shards(directory) or not (directory / shards.VAL_NAME).exists():
         raise DataMissing(
-            f"no FineWeb10B shards in {directory}: run `progressbench data nanogpt --variant speedrun`"
+            f"no FineWeb10B shards in {directory}: run `progressbench data nanogpt --variant "
+            "speedrun`"
         )
     return directory
 

@@ -81,7 +81,8 @@ class NanoGPT(Environment):
             if not (directory / VAL_NAME).exists() or not train_shards(directory):
                 return (
                     f"the speedrun's FineWeb10B shards are not in {directory}: run "
-                    "`progressbench data nanogpt --variant speedrun` first (or set PROGRESSBENCH_DATA)"
+                    "`progressbench data nanogpt --variant speedrun` first (or set "
+                    "PROGRESSBENCH_DATA)"
                 )
         return None
 
@@ -126,22 +127,62 @@ class NanoGPT(Environment):
         )
         return (
             f"{v.description}\n\n"
-            f"Objective: reach a validation loss of {v.target} (mean cross-entropy in nats over the "
-            f"first {v.val_tokens:,} validation tokens, in windows of {v.eval_seq_len} tokens) in as "
+            f"Objective: reach a validation loss of {v.target} (mean cross-entropy in nats over "
+            "the "
+            f"first {v.val_tokens:,} validation tokens, in windows of {v.eval_seq_len} tokens) in "
+            "as "
             f"little training time as possible; training stops at {v.budget_s:g}s. A run that "
             f"never reaches the target is ranked by its best validation loss.{floor}\n\n"
-            "The program defines build_model(vocab_size) -> nn.Module, whose forward maps token ids "
+            "The program defines build_model(vocab_size) -> nn.Module, whose forward maps token "
+            "ids "
             "[B, T] to logits [B, T, >= vocab_size] and must be causal, and train(model, h), the "
             "training loop. The harness h provides the train stream (h.batches(batch_size, "
             "seq_len) yields (x, y) on h.device), the clock (h.elapsed()), and h.warmup() for "
             "compilation with h.random_batch(); the clock excludes warm-up (up to "
-            f"{v.warmup_cap_s:g}s) and the harness's checkpoints. The harness computes every reported "
+            f"{v.warmup_cap_s:g}s) and the harness's checkpoints. The harness computes every "
+            "reported "
             "loss itself, from the saved weights, in a separate process; the training loss, "
             "optimizer, schedule, architecture and kernels are yours to change.\n\n"
             "Rules: do not open files, start processes or threads, inspect frames or the garbage "
             "collector, import progressbench modules, or rebind functions of torch, numpy, math, "
             "time or builtins (define your own functions instead). Such programs are rejected."
         )
+
+    def guard_rules(self, variant: str) -> dict[str, Any]:
+        """For the platform's integrity guards (duck-typed, see docs/integrity.md): the
+        functions the harness's measurements rest on may not be rebound, and the harness owns
+        the seed (a program that seeds itself makes re-runs with fresh seeds identical)."""
+        return {
+            "protected_names": [
+                "time.perf_counter",
+                "time.process_time",
+                "time.monotonic",
+                "time.time",
+                "torch.cuda.synchronize",
+                "torch.logsumexp",
+                "torch.gather",
+                "torch.nn.Module.state_dict",
+                "torch.nn.Module.load_state_dict",
+            ],
+            "forbidden_attributes": [
+                "torch.manual_seed",
+                "torch.seed",
+                "torch.cuda.manual_seed*",
+                "torch.random.manual_seed",
+                "numpy.random.seed",
+                "random.seed",
+            ],
+        }
+
+    def verification(self, variant: str) -> dict[str, Any]:
+        """What ``progressbench verify`` tests (the speedrun's rule): the best validation loss
+        of each re-run against the target; times are reported against the reference's."""
+        return {
+            "metric": "best_val_loss",
+            "direction": "minimize",
+            "target": VARIANTS[variant].target,
+            "compare": ["time_to_target_s", "train_time_s"],
+        }
 
     def assess(
         self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str
@@ -166,7 +207,8 @@ class NanoGPT(Environment):
         directory = config.fineweb_dir(Path(dest) if dest else None)
         shards = int(options.get("train_shards", config.DEFAULT_TRAIN_SHARDS))
         paths = fetch_fineweb(directory, shards, SPEEDRUN_HF_REPO)
-        return f"nanogpt speedrun: {len(paths) - 1} FineWeb10B train shards and the validation shard in {directory}"
+        train = len(paths) - 1
+        return f"nanogpt speedrun: {train} FineWeb10B train shards and the val shard in {directory}"
 
     # --- sandbox side ------------------------------------------------------------------------
     def smoke(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
@@ -177,6 +219,11 @@ class NanoGPT(Environment):
         raw = run_training(Path(program), spec)
         if not raw.get("ok"):
             raise ProgramError(raw.get("error") or "; ".join(raw.get("violations", [])))
+        if raw.get("tampered"):
+            raise ProgramError(
+                "the program rebound functions the harness relies on (define your own instead): "
+                + ", ".join(raw["tampered"])
+            )
         causal = raw.get("causality", {})
         tolerance = VARIANTS[ctx.variant].causal_tolerance
         if max(causal.get("prefix_change", 0.0), causal.get("cross_change", 0.0)) > tolerance:

@@ -32,10 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.optim.optimizer import (
-    register_optimizer_step_post_hook,
-    register_optimizer_step_pre_hook,
-)
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from progressbench.loader import load_program
 
@@ -48,13 +45,10 @@ from .losses import ProgramError
 _now = time.perf_counter
 _cpu_now = time.process_time
 _cuda_sync = torch.cuda.synchronize
-_autograd_backward = torch.autograd.backward
-_autograd_grad = torch.autograd.grad
 _state_dict = torch.nn.Module.state_dict
 _load_state_dict = torch.nn.Module.load_state_dict
 _save = torch.save
 _register_step_pre = register_optimizer_step_pre_hook
-_register_step_post = register_optimizer_step_post_hook
 _manual_seed = torch.manual_seed
 _all_reduce = dist.all_reduce
 _broadcast = dist.broadcast
@@ -337,12 +331,14 @@ class _Run:
         p = self.profiler
         if p is None or self.rank != 0:
             return
+        # Rank 0 profiles its own work: its share of the tokens, for FLOPs per token.
+        local_tokens = self.tokens // self.world
         if not p.running and not p.done and elapsed >= self.spec.profile_at_s:
             with self.paused():
-                p.start(self.fetches, self.tokens)
+                p.start(self.fetches, local_tokens)
         elif p.due(self.fetches):
             with self.paused():
-                self.profile_result = p.stop(self.fetches, self.tokens)
+                self.profile_result = p.stop(self.fetches, local_tokens)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def probe_loss(self) -> float:
@@ -449,36 +445,6 @@ class _Run:
         ):
             self.train_losses.append((self.clock.elapsed(), self.tokens, tensors.detach()))
 
-    def install_probes(self) -> Callable[[], None]:
-        """Wrap backward and hook optimizer steps; returns the undo."""
-
-        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            self.sections.mark("bwd_start")
-            self.record_loss(tensors)
-            try:
-                return _autograd_backward(tensors, *args, **kwargs)
-            finally:
-                self.sections.mark("bwd_end")
-
-        def grad(*args: Any, **kwargs: Any) -> Any:
-            self.sections.mark("bwd_start")
-            try:
-                return _autograd_grad(*args, **kwargs)
-            finally:
-                self.sections.mark("bwd_end")
-
-        backward.__doc__, grad.__doc__ = _autograd_backward.__doc__, _autograd_grad.__doc__
-        torch.autograd.backward, torch.autograd.grad = backward, grad
-        pre = _register_step_pre(lambda opt, args, kwargs: self.sections.mark("opt_start"))
-        post = _register_step_post(lambda opt, args, kwargs: self.sections.mark("opt_end"))
-
-        def undo() -> None:
-            torch.autograd.backward, torch.autograd.grad = _autograd_backward, _autograd_grad
-            pre.remove()
-            post.remove()
-
-        return undo
-
     # --- the whole run --------------------------------------------------------------------------
     def handle(self) -> Harness:
         h = Harness.__new__(Harness)
@@ -502,7 +468,11 @@ class _Run:
 
     def execute(self) -> None:
         # Telemetry off (benches): no probes at all, so the overhead they cost can be measured.
-        undo = self.install_probes() if self.spec.profile else (lambda: None)
+        undo = (
+            telemetry.install_probes(self.sections, self.record_loss)
+            if self.spec.profile
+            else (lambda: None)
+        )
         # Snapshot after our own patches (so they are not reported), before any program code.
         self._watch = integrity.PatchWatch()
         self._threads_before = {t.ident for t in threading.enumerate() if t.ident is not None}
@@ -529,7 +499,9 @@ class _Run:
                 self.clock.pause()
                 self.sections.pause()
                 if self.profiler is not None and self.profiler.running:
-                    self.profile_result = self.profiler.stop(self.fetches, self.tokens)
+                    self.profile_result = self.profiler.stop(
+                        self.fetches, self.tokens // self.world
+                    )
                 if self._final_checkpoint_due():
                     self.checkpoint()
                 if self.smoke:

@@ -27,7 +27,7 @@ from .env import NanoGPT
 LOG_CHARS = 4000
 
 
-def _in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None, str, float]:
+def in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None, str, float]:
     """Run ``fn()`` in a forked child, its output into ``log``: (its dict, or None; the error
     text; seconds)."""
     read_end, write_end = os.pipe()
@@ -95,7 +95,7 @@ def evaluate(
                 return call(context(mode))
 
             log = Path(logs) / f"{mode}.log"
-            result, error, seconds = _in_child(inside, limit, log)
+            result, error, seconds = in_child(inside, limit, log)
             out[f"{mode}_s"] = round(seconds, 3)
             out[f"{mode}_log"] = log.read_text(errors="replace")[-LOG_CHARS:]
             if error:
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key} = {a['metrics'][key]:.6g}")
         print(env.format_telemetry(a["telemetry"]))
         print(
-            f"  phases: smoke {result.get('smoke_s')}s, run {result.get('full_s')}s, verify {result.get('verify_s')}s"
+            f"  phases: smoke {result.get('smoke_s')}s, run {result.get('full_s')}s, verify "
+            f"{result.get('verify_s')}s"
         )
         for mode in ("smoke", "full", "verify"):
             if f"{mode}_error" in result:

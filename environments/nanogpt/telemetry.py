@@ -10,11 +10,22 @@ dominate the figure it is measuring.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+# Bound at import, before any program runs (the probes must call the real ones).
+_autograd_backward = torch.autograd.backward
+_autograd_grad = torch.autograd.grad
 
 SECTIONS = ("forward", "backward", "optimizer", "data", "other")
 # The section that starts at each boundary event.
@@ -111,6 +122,55 @@ class Sections:
         return out
 
 
+def install_probes(sections: Sections, on_backward: Callable[[Any], None]) -> Callable[[], None]:
+    """Wrap ``torch.autograd.backward``/``grad`` and hook every optimizer's step, so that
+    ``sections`` sees the boundaries (``on_backward`` gets what is differentiated: the training
+    loss); returns the undo."""
+
+    def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+        sections.mark("bwd_start")
+        on_backward(tensors)
+        try:
+            return _autograd_backward(tensors, *args, **kwargs)
+        finally:
+            sections.mark("bwd_end")
+
+    def grad(*args: Any, **kwargs: Any) -> Any:
+        sections.mark("bwd_start")
+        try:
+            return _autograd_grad(*args, **kwargs)
+        finally:
+            sections.mark("bwd_end")
+
+    backward.__doc__, grad.__doc__ = _autograd_backward.__doc__, _autograd_grad.__doc__
+    torch.autograd.backward, torch.autograd.grad = backward, grad
+    pre = register_optimizer_step_pre_hook(lambda opt, args, kwargs: sections.mark("opt_start"))
+    post = register_optimizer_step_post_hook(lambda opt, args, kwargs: sections.mark("opt_end"))
+
+    def undo() -> None:
+        torch.autograd.backward, torch.autograd.grad = _autograd_backward, _autograd_grad
+        pre.remove()
+        post.remove()
+
+    return undo
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Kineto prints a line to fd 2 when a profiler starts and stops; it would land in the
+    candidate's captured output, which agents read."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class ProfileWindow:
     """torch.profiler over ``steps`` batches; ``stop`` returns the top ops and counted FLOPs."""
 
@@ -132,7 +192,8 @@ class ProfileWindow:
         if self.cuda:
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         self._prof = torch.profiler.profile(activities=activities, with_flops=True)
-        self._prof.__enter__()
+        with _quiet_stderr():
+            self._prof.__enter__()
         self.start_fetch, self.start_tokens = fetch, tokens
 
     def due(self, fetch: int) -> bool:
@@ -142,7 +203,8 @@ class ProfileWindow:
 
     def stop(self, fetch: int, tokens: int) -> dict[str, Any]:
         prof, self._prof = self._prof, None
-        prof.__exit__(None, None, None)
+        with _quiet_stderr():
+            prof.__exit__(None, None, None)
         self.done = True
         events = prof.key_averages()
         if self.cuda:

@@ -163,7 +163,7 @@ class _Verifier:
             first, others = self.decisive(records, entries)
             for index in first:  # in time order, until one reaches the target
                 self.confirm(model, by_index[index], entries[index], val, probe=None)
-                if entries[index]["val_loss"] <= self.v.target:
+                if entries[index].get("val_loss", float("inf")) <= self.v.target:
                     others.add(index)
                     break
             confirmed = [e for e in entries.values() if "val_loss" in e]
@@ -279,7 +279,10 @@ class _Verifier:
     ) -> None:
         """The full validation loss (with the numpy spot check), and the probe recomputation
         for the checkpoints whose numbers are reported."""
-        self.load(model, record)
+        problem = self.load(model, record)
+        if problem:
+            entry["error"] = problem
+            return
         if "val_loss" not in entry:
             ev = losses.evaluate(
                 model, val, self.v.vocab_size, self.spec.eval_batch, sample_every=SPOT_EVERY

@@ -14,7 +14,6 @@ The model maps token ids [B, T] to logits [B, T, >= vocab_size] and must be caus
 measures the validation loss itself, from saved weights, in another process.
 """
 
-import os
 from contextlib import nullcontext
 
 import torch
@@ -25,8 +24,10 @@ try:
     import triton
     import triton.language as tl
     from torch.library import triton_op, wrap_triton
+
+    HAVE_TRITON = True
 except ImportError:  # CPU-only machines without triton: the plain PyTorch path is used
-    triton = None
+    HAVE_TRITON = False
 
 # EVOLVE-BLOCK-START hyperparameters
 MODEL_DIM = 768  # knob: [256, 1536] int
@@ -56,7 +57,7 @@ WARMUP_COMPILE_STEPS = 3  # knob: [1, 10] int
 
 
 # EVOLVE-BLOCK-START kernels
-if triton is not None:
+if HAVE_TRITON:
 
     @triton.jit
     def _relu2_forward(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
@@ -102,10 +103,13 @@ if triton is not None:
     relu2_fused.register_autograd(_relu2_grad, setup_context=_relu2_setup)
 
 
+# Under TRITON_INTERPRET=1 Triton runs kernels on CPU tensors (slowly): the tests use it.
+INTERPRETED = HAVE_TRITON and type(_relu2_forward).__name__ == "InterpretedFunction"
+
+
 def relu2(x):
     """Squared ReLU: one fused kernel each way on GPU (or in Triton's CPU interpreter)."""
-    fused_ok = x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
-    if FUSED_RELU2 and triton is not None and fused_ok:
+    if FUSED_RELU2 and HAVE_TRITON and (x.is_cuda or INTERPRETED):
         return relu2_fused(x)
     return F.relu(x).square()
 
