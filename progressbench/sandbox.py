@@ -141,7 +141,8 @@ ALLOWED_ENV = frozenset(
         "LD_LIBRARY_PATH", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
         "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES",
         "TORCH_CUDA_ARCH_LIST", "PYTORCH_CUDA_ALLOC_CONF",
-        "PROGRESSBENCH_LOAD_PLUGINS",
+        # Which plugins load, and where fetched data lives: both sides must agree on them.
+        "PROGRESSBENCH_LOAD_PLUGINS", "PROGRESSBENCH_DATA",
     }
 )  # fmt: skip
 ALLOWED_ENV_PREFIXES = ("LC_", "CUDA_", "TRITON_", "NCCL_", "TORCHINDUCTOR_")

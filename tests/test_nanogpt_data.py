@@ -158,7 +158,6 @@ def test_fetch_data_uses_the_data_dir_setting(
         huggingface_hub, "hf_hub_download", FakeHub(write_fineweb(tmp_path / "hub", [100], 100))
     )
     monkeypatch.setenv("PROGRESSBENCH_DATA", str(tmp_path / "pbdata"))
-    monkeypatch.delenv("PROGRESSBENCH_NANOGPT_DATA", raising=False)
     NanoGPT().fetch_data("speedrun", None, {"train_shards": 1})
     assert (tmp_path / "pbdata" / "nanogpt" / "fineweb10B" / shards.VAL_NAME).exists()
     assert "nothing to fetch" in NanoGPT().fetch_data("tiny", None, {})

@@ -61,7 +61,7 @@ def test_variant_choice_and_availability(
     assert "needs at least one CUDA GPU" in nanogpt.unavailable("speedrun")
     assert "no variant 'huge'" in nanogpt.unavailable("huge")
     monkeypatch.setattr(env_module, "visible_gpus", lambda: 8)
-    monkeypatch.setenv("PROGRESSBENCH_NANOGPT_DATA", str(tmp_path))
+    monkeypatch.setenv("PROGRESSBENCH_DATA", str(tmp_path))
     assert nanogpt.pick_variant(None) == "speedrun"
     assert "progressbench data nanogpt --variant speedrun" in nanogpt.unavailable("speedrun")
 

@@ -244,3 +244,41 @@ def test_through_the_platforms_local_evaluator() -> None:
         "used reflection (gc.get_objects)"
         in env.assess(refused.raw, refused.verified, "tiny").reason
     )
+
+
+def test_speedrun_shards_under_the_hidden_home_stay_readable_to_the_harness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards fetched to the default place (under the platform user's home, which the sandbox
+    hides when run as root) or to $PROGRESSBENCH_DATA reach the harness in the sandbox: the
+    variable passes the scrubbed environment and the environment declares the directory."""
+    import pwd
+    import tempfile
+
+    from progressbench import plugins
+    from progressbench.evaluator import EvalJob, Limits
+
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    with tempfile.TemporaryDirectory(dir=home, prefix=".progressbench-test-") as data:
+        write_fineweb(Path(data) / "nanogpt", [60_000, 40_000], 8_000)
+        monkeypatch.setenv("PROGRESSBENCH_DATA", data)
+        env = plugins.get_environment("nanogpt")
+        assert env.readable_paths("speedrun") == [str(Path(data) / "nanogpt" / "fineweb10B")]
+        options = {k: v for k, v in speedrun_options(Path("unused")).items() if k != "data_dir"}
+        program = speedrun_program(tmp_path).read_text()
+        resources = env.resources("speedrun")
+        assert resources.file_mb and resources.disk_mb  # checkpoints are capped, not unbounded
+        with plugins.get("evaluators", "local")(env, "speedrun", 1) as evaluator:
+            outcome = evaluator.evaluate(
+                EvalJob(
+                    program=program,
+                    mode="smoke",
+                    limits=Limits(seconds=300, memory_mb=8192),
+                    options=options,
+                )
+            )
+            isolation = evaluator.isolation
+    assert outcome.ok, (outcome.error, outcome.stderr[-2000:])
+    assert outcome.raw["steps"] >= 1
+    if os.geteuid() == 0:  # the home really was hidden around the shards
+        assert str(home) in str(isolation)

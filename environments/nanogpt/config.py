@@ -69,6 +69,10 @@ class VariantSpec:
     # Wall seconds one evaluation's ``run`` may take beyond the training budget (probes,
     # checkpoints, process start).
     run_slack_s: float
+    # The largest checkpoint file and all of one evaluation's scratch (every checkpoint is
+    # kept until verification): sized for the largest model the knobs allow.
+    file_mb: int
+    disk_mb: int
     entropy_floor: float | None = None
     records: dict[str, float] = field(default_factory=dict)
 
@@ -102,6 +106,8 @@ TINY = VariantSpec(
     memory_mb=4096,
     smoke_seconds=30.0,
     run_slack_s=40.0,
+    file_mb=256,  # the knobs' largest model: ~24M parameters, ~95 MB in float32
+    disk_mb=4096,
     # corpus.entropy_floor of the validation tokens; a test recomputes it.
     entropy_floor=0.705569,
 )
@@ -134,6 +140,10 @@ SPEEDRUN = VariantSpec(
     memory_mb=65536,
     smoke_seconds=900.0,
     run_slack_s=1800.0,
+    # The knobs' largest model (~1.3B parameters) is ~5.2 GB in float32; the reference's,
+    # ~0.65 GB, about 70 of them in an hour's budget.
+    file_mb=8192,
+    disk_mb=49152,
 )
 
 VARIANTS = {v.name: v for v in (TINY, SPEEDRUN)}
@@ -147,11 +157,10 @@ DEFAULT_TRAIN_SHARDS = 16
 
 
 def default_data_dir() -> Path:
-    """Where fetched data lives unless ``data_dir`` is given. The sandbox child's HOME is its
-    scratch dir, so the fallback reads the account's home from the password database."""
-    for var in ("PROGRESSBENCH_NANOGPT_DATA",):
-        if os.environ.get(var):
-            return Path(os.environ[var])
+    """Where fetched data lives unless ``data_dir`` is given. ``PROGRESSBENCH_DATA`` is one of
+    the variables the sandbox lets through, so the platform and its candidates agree on it; the
+    sandbox child's HOME is its scratch dir, so the fallback reads the account's home from the
+    password database."""
     if os.environ.get("PROGRESSBENCH_DATA"):
         return Path(os.environ["PROGRESSBENCH_DATA"]) / "nanogpt"
     try:

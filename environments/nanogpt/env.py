@@ -104,7 +104,14 @@ class NanoGPT(Environment):
             seconds=v.budget_s + v.warmup_cap_s + v.run_slack_s,
             smoke_seconds=v.smoke_seconds,
             memory_mb=v.memory_mb,
+            file_mb=v.file_mb,
+            disk_mb=v.disk_mb,
         )
+
+    def readable_paths(self, variant: str) -> list[str]:
+        """The speedrun's shards, which may lie under the platform user's home (hidden from
+        candidates otherwise); the harness alone opens them, the sentinel refuses the program."""
+        return [str(config.fineweb_dir(None))] if variant == "speedrun" else []
 
     def features(self, variant: str) -> list[Feature]:
         if variant == "speedrun":
