@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import pytest
 import verify_env
@@ -210,18 +209,18 @@ def test_verify_refuses_a_program_of_another_run(noisy, tmp_path):
         verify_program(store, other.id, add(1.4, 0.01), 2, 1, say=lambda _: None)
 
 
-# --- nanogpt tiny (slow: opt in) ---------------------------------------------------------------
-@pytest.mark.skipif(
-    not os.environ.get("PROGRESSBENCH_SLOW_TESTS"),
-    reason="trains nanogpt tiny several times; set PROGRESSBENCH_SLOW_TESTS=1",
-)
-def test_verify_nanogpt_tiny(tmp_path):
+# --- nanogpt tiny ---------------------------------------------------------------------------
+def test_verify_nanogpt_tiny_tests_the_validation_loss_against_the_target(tmp_path):
+    """The environment's own protocol: best validation loss of each fresh-seed re-run against
+    the 1.0 target. Four training steps cannot reach it, so the honest verdict is
+    not-verified, with every re-run valid and the p-value far above 0.01."""
     register_plugins("progressbench_environments.nanogpt.plugin")
     options = {
         "time_budget_s": 60,
         "max_steps": 4,
         "ckpt_every_s": 60,
         "val_tokens": 2048,
+        "probe_tokens": 2048,
         "profile": False,
     }
     store = Store(str(tmp_path / "pb.db"))
@@ -232,7 +231,13 @@ def test_verify_nanogpt_tiny(tmp_path):
     from progressbench.runloop import RunLoop
 
     run = RunLoop(store, config, say=lambda _: None).execute()
-    v = verify_program(store, run.id, None, 2, 1, say=lambda _: None)
-    assert v.verdict in ("verified", "not-verified", "failed") and v.repeats == 2
+    v = verify_program(store, run.id, run.reference_id, 2, 1, say=lambda _: None)
+    assert v.metric == "best_val_loss" and v.repeats == 2 and v.n_valid == 2, v.summary
+    assert v.verdict == "not-verified" and v.mean > 1.0 and v.p_value > 0.5, v.summary
+    details = json.loads(v.details_json)
+    assert details["protocol"]["target"] == 1.0 and details["protocol"]["direction"] == "minimize"
+    seeds = {r["seed"] for r in details["repeats"]}
+    assert len(seeds) == 2  # fresh seeds, not the run's
     assert v.summary.startswith(f"program {v.program_id} of run {run.id} (nanogpt/tiny)")
+    assert "H1: mean best_val_loss < target 1" in v.summary
     assert store.verifications(run.id)[-1].id == v.id
