@@ -42,7 +42,10 @@ class AgentRequest(BaseModel):
     key: str = ""
 
     def messages(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.prompt}]
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.prompt},
+        ]
 
 
 class AgentReply(BaseModel):

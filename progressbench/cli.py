@@ -70,31 +70,66 @@ def cli() -> None:
 @click.option("--env", "env", help="environment (see `progressbench plugins`) [circle-packing]")
 @click.option("--variant", help="environment variant, e.g. nanogpt: tiny | speedrun")
 @click.option("--strategy", help="search strategy: islands | greedy | best-of-n [islands]")
-@click.option("--agent", "agents", multiple=True,
-              help="offline | replay:RUN_ID | any litellm model (provider/model); repeat for an ensemble")
+@click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    help="offline | replay:RUN_ID | any litellm model (provider/model); repeat for an ensemble",
+)
 @click.option("--weight", "weights", multiple=True, type=float, help="ensemble weight per --agent")
 @click.option("--budget", type=int, help="child programs to evaluate [100]")
 @click.option("--workers", type=int, help="parallel evaluations [cores / cpus per evaluation]")
 @click.option("--seed", type=int, help="random seed [0]")
 @click.option("--max-cost", type=float, help="stop cleanly once LLM spend reaches this many USD")
 @click.option("--n-fast", type=int, help="fast error catcher: retries with the error fed back [3]")
-@click.option("--evaluator", help="where candidates run: local (isolated workers) or a plugin's [local]")
+@click.option(
+    "--evaluator", help="where candidates run: local (isolated workers) or a plugin's [local]"
+)
 @click.option("--timeout", "timeout_s", type=float, help="wall-time limit per evaluation, seconds")
 @click.option("--memory-mb", type=int, help="memory limit per evaluation")
-@click.option("--prompts", "prompt_dir", type=click.Path(file_okay=False),
-              help="folder of prompt template overrides (<env>/<name>.txt or <name>.txt)")
-@click.option("--strategy-option", "strategy_opts", multiple=True, metavar="KEY=VALUE",
-              help="strategy setting, e.g. islands=4 (repeatable)")
-@click.option("--env-option", "env_opts", multiple=True, metavar="KEY=VALUE",
-              help="environment setting passed to its harness (repeatable)")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML or YAML file with any of these settings; flags override it")
-@click.option("--resume", "resume", metavar="RUN_ID",
-              help="continue an interrupted run (only --budget, --max-cost, --workers may change)")
+@click.option(
+    "--prompts",
+    "prompt_dir",
+    type=click.Path(file_okay=False),
+    help="folder of prompt template overrides (<env>/<name>.txt or <name>.txt)",
+)
+@click.option(
+    "--strategy-option",
+    "strategy_opts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="strategy setting, e.g. islands=4 (repeatable)",
+)
+@click.option(
+    "--env-option",
+    "env_opts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="environment setting passed to its harness (repeatable)",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML or YAML file with any of these settings; flags override it",
+)
+@click.option(
+    "--resume",
+    "resume",
+    metavar="RUN_ID",
+    help="continue an interrupted run (only --budget, --max-cost, --workers may change)",
+)
 @_db_option
-def run(config_file: str | None, resume: str | None, db: str | None, agents: tuple[str, ...],
-        weights: tuple[float, ...], strategy_opts: tuple[str, ...], env_opts: tuple[str, ...],
-        **flags: Any) -> None:
+def run(
+    config_file: str | None,
+    resume: str | None,
+    db: str | None,
+    agents: tuple[str, ...],
+    weights: tuple[float, ...],
+    strategy_opts: tuple[str, ...],
+    env_opts: tuple[str, ...],
+    **flags: Any,
+) -> None:
     """Evolve programs for an environment and record everything in the database.
 
     With no --agent and no provider key the built-in offline agent runs (no network).
@@ -136,7 +171,9 @@ def run(config_file: str | None, resume: str | None, db: str | None, agents: tup
                 "pass a larger --budget to extend it"
             )
         if config.budget != existing.budget:
-            store.update_run(existing.id, budget=config.budget, config_json=config.model_dump_json())
+            store.update_run(
+                existing.id, budget=config.budget, config_json=config.model_dump_json()
+            )
             existing = store.get_run(existing.id)
         _execute(store, config, existing)
     else:
@@ -152,7 +189,9 @@ def _execute(store: Any, config: Any, existing: Any) -> None:
     env = plugins.get_environment(config.env)
     metric = env.objective(env.pick_variant(config.variant)).metric
     progress = Progress(metric)
-    loop = RunLoop(store, config, run=existing, say=lambda m: click.echo(m, err=True), progress=progress)
+    loop = RunLoop(
+        store, config, run=existing, say=lambda m: click.echo(m, err=True), progress=progress
+    )
     try:
         final = loop.execute()
     except KeyboardInterrupt:
@@ -176,7 +215,7 @@ def _resume_cmd(store: Any, run_id: str) -> str:
 
     target = store.url
     if target.startswith("sqlite:///"):
-        target = target[len("sqlite:///"):]
+        target = target[len("sqlite:///") :]
         if Path(target) == Path(DEFAULT_DB).resolve():
             return f"progressbench run --resume {run_id}"
     return f"progressbench run --resume {run_id} --db {shlex.quote(target)}"
@@ -198,7 +237,7 @@ def _summary(store: Any, run: Any, env: Any) -> None:
         if record:
             line += f"; best known {record[1]:g} ({record[0]})"
         lines.append(line)
-    where = store.url[len("sqlite:///"):] if store.url.startswith("sqlite:///") else store.url
+    where = store.url[len("sqlite:///") :] if store.url.startswith("sqlite:///") else store.url
     lines.append(f"results in {where}")
     lines.append(
         f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
@@ -243,8 +282,13 @@ def ideas(run_id: str, db: str | None) -> None:
 
 @cli.command()
 @click.option("--env", help="only this environment")
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
-              default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "json", "html"]),
+    default="table",
+    show_default=True,
+)
 @click.option("--verified-only", is_flag=True, help="only runs whose best program passed `verify`")
 @_db_option
 def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) -> None:
@@ -260,11 +304,18 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
 @cli.command()
 @click.argument("run_id")
 @click.option("--program", "program_id", type=int, help="the program to verify [the run's best]")
-@click.option("--repeats", type=click.IntRange(2, 1000), default=5, show_default=True,
-              help="independent re-runs with fresh seeds")
+@click.option(
+    "--repeats",
+    type=click.IntRange(2, 1000),
+    default=5,
+    show_default=True,
+    help="independent re-runs with fresh seeds",
+)
 @click.option("--workers", type=click.IntRange(1, 256), help="parallel re-runs [as the run]")
 @_db_option
-def verify(run_id: str, program_id: int | None, repeats: int, workers: int | None, db: str | None) -> None:
+def verify(
+    run_id: str, program_id: int | None, repeats: int, workers: int | None, db: str | None
+) -> None:
     """Re-run a program K times with fresh seeds and test its result statistically.
 
     Records mean, spread and a one-sample t-test against the objective's target (nanogpt:
@@ -273,8 +324,9 @@ def verify(run_id: str, program_id: int | None, repeats: int, workers: int | Non
     """
     from progressbench.verify import verify_program
 
-    result = verify_program(_open(db), run_id, program_id, repeats, workers,
-                            say=lambda m: click.echo(m, err=True))
+    result = verify_program(
+        _open(db), run_id, program_id, repeats, workers, say=lambda m: click.echo(m, err=True)
+    )
     click.echo(result.summary)
 
 

@@ -130,7 +130,9 @@ class Environment:
         """The problem statement shown to agents."""
         return self.description
 
-    def assess(self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str) -> Assessment:
+    def assess(
+        self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str
+    ) -> Assessment:
         """Turn the sandbox's JSON output into trusted metrics; never trust the program's
         own claims."""
         raise NotImplementedError

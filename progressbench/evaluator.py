@@ -62,7 +62,9 @@ class Evaluator:
     name: ClassVar[str]
     description: ClassVar[str] = ""
 
-    def __init__(self, env: Environment, variant: str, workers: int, options: dict[str, Any] | None = None):
+    def __init__(
+        self, env: Environment, variant: str, workers: int, options: dict[str, Any] | None = None
+    ):
         self.env = env
         self.variant = variant
         self.workers = workers

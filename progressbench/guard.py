@@ -42,19 +42,33 @@ class Guard:
         return True
 
     def check_program(
-        self, code: str, reference: str, env: Environment, variant: str, sandbox: Sandbox | None = None
+        self,
+        code: str,
+        reference: str,
+        env: Environment,
+        variant: str,
+        sandbox: Sandbox | None = None,
     ) -> Verdict:
         """Static stage: ``reference`` is the environment's baseline program; ``sandbox`` is
         given to guards with ``uses_sandbox`` only."""
         return self.ok()
 
     def check_result(
-        self, code: str, outcome: EvalOutcome, assessment: Assessment, env: Environment, variant: str
+        self,
+        code: str,
+        outcome: EvalOutcome,
+        assessment: Assessment,
+        env: Environment,
+        variant: str,
     ) -> Verdict:
         return self.ok()
 
     def ok(self) -> Verdict:
         return Verdict(guard=self.name, passed=True)
 
-    def reject(self, reason: str, rule: str = "", line: int | None = None, **details: Any) -> Verdict:
-        return Verdict(guard=self.name, passed=False, reason=reason, rule=rule, line=line, details=details)
+    def reject(
+        self, reason: str, rule: str = "", line: int | None = None, **details: Any
+    ) -> Verdict:
+        return Verdict(
+            guard=self.name, passed=False, reason=reason, rule=rule, line=line, details=details
+        )

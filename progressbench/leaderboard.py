@@ -145,7 +145,13 @@ def render(groups: dict[tuple[str, str], list[dict[str, Any]]], fmt: str) -> str
         data = [[_cell(k, r[k]) for k, _ in COLUMNS] for r in table]
         tablefmt = "github" if fmt == "markdown" else "simple"
         title = f"### {head}" if fmt == "markdown" else head
-        parts.append(title + "\n\n" + tabulate(data, headers=[h for _, h in COLUMNS], tablefmt=tablefmt, disable_numparse=True))
+        parts.append(
+            title
+            + "\n\n"
+            + tabulate(
+                data, headers=[h for _, h in COLUMNS], tablefmt=tablefmt, disable_numparse=True
+            )
+        )
     return "\n\n".join(parts)
 
 

@@ -106,7 +106,9 @@ def registry(kind: str) -> dict[str, Registered]:
         def register(obj: Any, _plugin: str = impl.plugin_name) -> None:
             name = getattr(obj, "name", None)
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {_plugin!r} registered a {SINGULAR[kind]} without a name")
+                raise PluginError(
+                    f"plugin {_plugin!r} registered a {SINGULAR[kind]} without a name"
+                )
             if name in found:
                 raise PluginError(
                     f"{SINGULAR[kind]} {name!r} is registered by both {found[name].plugin!r} "

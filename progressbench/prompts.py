@@ -19,7 +19,10 @@ _BUILTIN = resources.files("progressbench") / "templates"
 
 
 def template(
-    name: str, prompt_dir: str | None = None, env: str | None = None, default_dir: Path | None = None
+    name: str,
+    prompt_dir: str | None = None,
+    env: str | None = None,
+    default_dir: Path | None = None,
 ) -> Template:
     """Find template ``name`` (a user's override first), as a string.Template."""
     if prompt_dir:
@@ -43,7 +46,9 @@ def _fmt(value: float) -> str:
 
 
 def format_objective(objective: Objective) -> str:
-    parts = [f"Metric: {objective.metric} ({objective.direction}{', ' + objective.unit if objective.unit else ''})."]
+    parts = [
+        f"Metric: {objective.metric} ({objective.direction}{', ' + objective.unit if objective.unit else ''})."
+    ]
     if objective.target is not None:
         parts.append(f"Target: {objective.target:g}.")
     record = objective.best_record()
@@ -71,9 +76,11 @@ def edit_prompt(
     )
     err = ""
     if errors:
-        err = "\n# Recent failures on this line of programs (avoid them)\n" + "\n".join(
-            f"- {e}" for e in errors
-        ) + "\n"
+        err = (
+            "\n# Recent failures on this line of programs (avoid them)\n"
+            + "\n".join(f"- {e}" for e in errors)
+            + "\n"
+        )
     user = template("edit", prompt_dir, env).substitute(
         task=task_description,
         objective=format_objective(objective),
@@ -87,7 +94,9 @@ def edit_prompt(
     return system, user
 
 
-def fix_prompt(error: str, parent_code: str, prompt_dir: str | None = None, env: str | None = None) -> str:
+def fix_prompt(
+    error: str, parent_code: str, prompt_dir: str | None = None, env: str | None = None
+) -> str:
     """The follow-up message of the fast error catcher."""
     return template("fix", prompt_dir, env).substitute(error=error, code=parent_code)
 

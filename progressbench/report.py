@@ -69,13 +69,27 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
         out.append("prompting: " + ", ".join(f"{k} {v}" for k, v in sorted(modes.items())))
     valid = sorted((p for p in programs if p.status == "valid"), key=lambda p: -(p.score or 0))
     rows = [
-        [p.id, p.parent_ids[0] if p.parent_ids else "-", p.island, p.generation, _f(p.metric),
-         _f(p.score), p.retries, (p.idea or p.mode)[:48]]
+        [
+            p.id,
+            p.parent_ids[0] if p.parent_ids else "-",
+            p.island,
+            p.generation,
+            _f(p.metric),
+            _f(p.score),
+            p.retries,
+            (p.idea or p.mode)[:48],
+        ]
         for p in valid[:top]
     ]
     if rows:
-        out += ["", f"top {len(rows)} valid programs:", tabulate(
-            rows, headers=["id", "parent", "island", "gen", metric, "score", "retries", "idea/mode"])]
+        out += [
+            "",
+            f"top {len(rows)} valid programs:",
+            tabulate(
+                rows,
+                headers=["id", "parent", "island", "gen", metric, "score", "retries", "idea/mode"],
+            ),
+        ]
     failures = [p for p in programs if p.status in ("failed", "rejected", "invalid")]
     if failures:
         reasons = Counter(_reason(p.error) for p in failures)
@@ -91,8 +105,11 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
         models = Counter(c.model for c in calls)
         tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
         errors = sum(1 for c in calls if c.error)
-        out += ["", f"agent calls: {len(calls)} ({', '.join(f'{m} {n}' for m, n in models.items())}), "
-                    f"{tokens} tokens, {errors} errors"]
+        out += [
+            "",
+            f"agent calls: {len(calls)} ({', '.join(f'{m} {n}' for m, n in models.items())}), "
+            f"{tokens} tokens, {errors} errors",
+        ]
     if frontier:
         out += ["", frontier_text(store, run, env)]
     return "\n".join(out)
@@ -112,7 +129,9 @@ def frontier_text(store: Store, run: Run, env: Any) -> str:
     if not front:
         return f"efficiency frontier ({x} vs {y}): no valid program reports both metrics"
     rows = [[_f(a), _f(b), pid] for a, b, pid in front]
-    return f"efficiency frontier ({y} vs {x}, both minimised):\n" + tabulate(rows, headers=[x, y, "program"])
+    return f"efficiency frontier ({y} vs {x}, both minimised):\n" + tabulate(
+        rows, headers=[x, y, "program"]
+    )
 
 
 def pareto_front(points: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
@@ -124,7 +143,9 @@ def pareto_front(points: list[tuple[float, float, int]]) -> list[tuple[float, fl
     return front
 
 
-def best_program(store: Store, run_id: str, diff: bool = False, program_id: int | None = None) -> str:
+def best_program(
+    store: Store, run_id: str, diff: bool = False, program_id: int | None = None
+) -> str:
     from progressbench.edits import unified_diff
 
     run = store.get_run(run_id)
@@ -149,12 +170,19 @@ def ideas_table(store: Store, run_id: str) -> str:
         if not p.idea:
             continue
         parent = programs.get(p.parent_ids[0]) if p.parent_ids else None
-        effect = (p.score - parent.score) if p.score is not None and parent and parent.score is not None else None
+        effect = (
+            (p.score - parent.score)
+            if p.score is not None and parent and parent.score is not None
+            else None
+        )
         rows.append((effect, p))
     if not rows:
         return f"run {run.id} recorded no ideas (ideas come from meta-prompting strategies such as islands)"
     rows.sort(key=lambda r: (r[0] is None, -(r[0] or 0.0)))
-    table = [[p.id, p.island, p.status, "-" if e is None else f"{e:+.6g}", _one_line(p.idea)[:90]] for e, p in rows]
+    table = [
+        [p.id, p.island, p.status, "-" if e is None else f"{e:+.6g}", _one_line(p.idea)[:90]]
+        for e, p in rows
+    ]
     return tabulate(table, headers=["program", "island", "status", "effect", "idea"])
 
 
@@ -168,4 +196,3 @@ def _one_line(text: str) -> str:
 
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
-

@@ -111,9 +111,13 @@ class RunLoop:
         self.agents = AgentPool(config, say)
         for agent in self.agents.agents:
             agent.bind(store)
-        self.workers = config.workers or max(1, int((os.cpu_count() or 1) // max(self.resources.cpus, 1)))
+        self.workers = config.workers or max(
+            1, int((os.cpu_count() or 1) // max(self.resources.cpus, 1))
+        )
         self.run = run
         self.views: dict[int, ProgramView] = {}
+        # (monotonic start, wall seconds of earlier sessions of this run), set by execute.
+        self._wall: tuple[float, float] = (time.monotonic(), 0.0)
         self.stats = Stats()
         self._stop = threading.Event()
         self._cost_lock = threading.Lock()
@@ -163,7 +167,10 @@ class RunLoop:
         )
         started = time.monotonic()
         prior_wall = run.wall_time_s
-        evaluator = self.evaluator_cls(self.env, self.variant, self.workers, self.config.evaluator_options)
+        self._wall = (started, prior_wall)
+        evaluator = self.evaluator_cls(
+            self.env, self.variant, self.workers, self.config.evaluator_options
+        )
         self.store.update_run(run.id, status="running", message="")
         try:
             evaluator.start()
@@ -261,7 +268,9 @@ class RunLoop:
             for rec in pending:
                 running[pool.submit(self._work, rec)] = rec.key
             if pending:
-                self.say(f"resuming: {len(pending)} unfinished task(s) redone, {self.stats.done} done")
+                self.say(
+                    f"resuming: {len(pending)} unfinished task(s) redone, {self.stats.done} done"
+                )
             self._show_progress(started, prior_wall)
             while True:
                 n_issued = self._count_issued()
@@ -323,7 +332,9 @@ class RunLoop:
                 )
             )
         self._issued_count += len(recs)
-        self.store.issue_tasks(recs, self.run.id, {"strategy_state_json": json.dumps(strategy.state())})
+        self.store.issue_tasks(
+            recs, self.run.id, {"strategy_state_json": json.dumps(strategy.state())}
+        )
         return recs
 
     # --- one task, in a worker thread --------------------------------------------------
@@ -359,21 +370,42 @@ class RunLoop:
                         failure, stage = _describe_verdicts(bad), "guard"
                     else:
                         smoke = self.evaluator.evaluate(
-                            EvalJob(program=code, mode="smoke", seed=self._seed(rec.seq),
-                                    limits=self._limits("smoke"), options=self.config.env_options)
+                            EvalJob(
+                                program=code,
+                                mode="smoke",
+                                seed=self._seed(rec.seq),
+                                limits=self._limits("smoke"),
+                                options=self.config.env_options,
+                            )
                         )
                         self._check_stop()
                         if not smoke.ok:
                             failure, stage = _describe_outcome(smoke), "smoke"
             if not failure:
                 break
-            self.store.add(Attempt(run_id=self.run.id, task_key=rec.key, attempt=attempt,
-                                   code=code, stage=stage, error=failure))
+            self.store.add(
+                Attempt(
+                    run_id=self.run.id,
+                    task_key=rec.key,
+                    attempt=attempt,
+                    code=code,
+                    stage=stage,
+                    error=failure,
+                )
+            )
             if attempt >= self.config.n_fast:
                 status = "rejected" if stage == "guard" else "failed"
                 program = self.store.add_program(
-                    self._new_program(rec, task, code or parent.code, edit_text, proposal.idea,
-                                      attempt, status, f"{stage}: {failure}"),
+                    self._new_program(
+                        rec,
+                        task,
+                        code or parent.code,
+                        edit_text,
+                        proposal.idea,
+                        attempt,
+                        status,
+                        f"{stage}: {failure}",
+                    ),
                     rec.key,
                     verdicts,
                 )
@@ -395,8 +427,17 @@ class RunLoop:
         )
         return self._evaluate(program, rec.key)
 
-    def _new_program(self, rec: TaskRecord, task: Task, code: str, edit_text: str, idea: str,
-                     retries: int, status: str, error: str) -> Program:
+    def _new_program(
+        self,
+        rec: TaskRecord,
+        task: Task,
+        code: str,
+        edit_text: str,
+        idea: str,
+        retries: int,
+        status: str,
+        error: str,
+    ) -> Program:
         return Program(
             run_id=self.run.id,
             parent_ids_json=json.dumps([task.parent_id]),
@@ -423,8 +464,13 @@ class RunLoop:
 
     def _evaluate(self, program: Program, task_key: str | None) -> Outcome:
         outcome = self.evaluator.evaluate(
-            EvalJob(program=program.code, mode="full", seed=self._seed(program.id),
-                    limits=self._limits("full"), options=self.config.env_options)
+            EvalJob(
+                program=program.code,
+                mode="full",
+                seed=self._seed(program.id),
+                limits=self._limits("full"),
+                options=self.config.env_options,
+            )
         )
         self._check_stop()
         verdicts: list[Verdict] = []
@@ -464,10 +510,19 @@ class RunLoop:
         score = a.score if valid and a else None
         metric = a.metrics.get(self.objective.metric) if valid and a else None
         program = self.store.get_program(out.program_id)
-        program.status, program.score, program.metric, program.error = out.status, score, metric, out.error
+        program.status, program.score, program.metric, program.error = (
+            out.status,
+            score,
+            metric,
+            out.error,
+        )
         view = self._view(program, a)
         self.views[view.id] = view
-        run_fields: dict[str, Any] = {}
+        # Kept current with every result: `show` on a running run, and the wall time of a run
+        # killed outright, stay true.
+        run_fields: dict[str, Any] = {
+            "wall_time_s": self._wall[1] + time.monotonic() - self._wall[0]
+        }
         if strategy is not None:
             strategy.observe(view)
             run_fields["strategy_state_json"] = json.dumps(strategy.state())
@@ -481,8 +536,13 @@ class RunLoop:
             if valid and score is not None and (st.best_score is None or score > st.best_score):
                 st.best_id, st.best_score, st.best_metric = program.id, score, metric
             run_fields.update(
-                n_children=st.done, n_valid=st.valid, n_failed=st.failed, n_retries=st.retries,
-                cost_usd=st.cost, best_program_id=st.best_id, best_score=st.best_score,
+                n_children=st.done,
+                n_valid=st.valid,
+                n_failed=st.failed,
+                n_retries=st.retries,
+                cost_usd=st.cost,
+                best_program_id=st.best_id,
+                best_score=st.best_score,
                 best_metric=st.best_metric,
             )
         self.store.commit_result(
@@ -531,7 +591,9 @@ class RunLoop:
 
     def _show_progress(self, started: float, prior_wall: float) -> None:
         if self.progress is not None:
-            self.progress.update(self.stats, self.run.budget, prior_wall + time.monotonic() - started)
+            self.progress.update(
+                self.stats, self.run.budget, prior_wall + time.monotonic() - started
+            )
 
     def record_calls(self, calls: list[LLMCall], key: str) -> None:
         if not calls:
@@ -574,8 +636,14 @@ class _Session:
     def program(self, program_id: int) -> ProgramView:
         return self.loop.program_view(program_id)
 
-    def ask(self, purpose: Purpose, system: str, prompt: str, idea: str | None = None,
-            error: str | None = None) -> AgentReply:
+    def ask(
+        self,
+        purpose: Purpose,
+        system: str,
+        prompt: str,
+        idea: str | None = None,
+        error: str | None = None,
+    ) -> AgentReply:
         loop = self.loop
         loop._check_stop()
         if loop._cost_capped():
@@ -673,7 +741,9 @@ def assess_outcome(
         verdicts.append(v)
     bad = [v for v in verdicts if not v.passed]
     if bad and assessment.valid:
-        assessment = assessment.model_copy(update={"valid": False, "reason": _describe_verdicts(bad)})
+        assessment = assessment.model_copy(
+            update={"valid": False, "reason": _describe_verdicts(bad)}
+        )
     return assessment, verdicts
 
 
@@ -705,8 +775,17 @@ def _assessment_from(ev: Evaluation | None, program: Program) -> Assessment | No
 
 def _verdict_row(run_id: str, program_id: int, v: Any, stage: str) -> Verdict:
     # Static verdicts get their program id when the program row is written.
-    return Verdict(run_id=run_id, program_id=program_id, guard=v.guard, stage=stage, passed=v.passed,
-                   reason=v.reason, rule=v.rule, line=v.line, details_json=json.dumps(v.details))
+    return Verdict(
+        run_id=run_id,
+        program_id=program_id,
+        guard=v.guard,
+        stage=stage,
+        passed=v.passed,
+        reason=v.reason,
+        rule=v.rule,
+        line=v.line,
+        details_json=json.dumps(v.details),
+    )
 
 
 def _describe_verdicts(bad: list[Verdict]) -> str:
@@ -721,4 +800,3 @@ def _describe_verdicts(bad: list[Verdict]) -> str:
 def _describe_outcome(o: EvalOutcome) -> str:
     text = o.error.strip() or o.stderr.strip()[-2000:] or "(no output)"
     return f"{o.status}: {text}"
-

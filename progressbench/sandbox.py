@@ -254,7 +254,8 @@ def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[
     # folder: binding deep paths alone left lazily imported subpackages unreachable.
     in_tmp = [p for p in wanted if _inside(p, tmp)]
     tops = {
-        p if _inside(str(workdir), p) or _inside(p, str(workdir))
+        p
+        if _inside(str(workdir), p) or _inside(p, str(workdir))
         else os.path.join(tmp, os.path.relpath(p, tmp).split(os.sep)[0])
         for p in in_tmp
     }

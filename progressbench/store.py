@@ -249,7 +249,7 @@ class Store:
             raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        path = Path(self.url[len("sqlite:///"):]) if self.url.startswith("sqlite:///") else None
+        path = Path(self.url[len("sqlite:///") :]) if self.url.startswith("sqlite:///") else None
         fresh = path is not None and not path.exists()
         try:
             SQLModel.metadata.create_all(self.engine)
@@ -297,7 +297,9 @@ class Store:
             self._update_run(s, run_id, run_fields)
             s.commit()
 
-    def add_program(self, program: Program, task_key: str | None, verdicts: list[Verdict]) -> Program:
+    def add_program(
+        self, program: Program, task_key: str | None, verdicts: list[Verdict]
+    ) -> Program:
         """A child's code as soon as it exists (status pending, or final if it never ran)."""
         with self._lock, self.session() as s:
             s.add(program)
@@ -392,7 +394,9 @@ class Store:
     def evaluation(self, program_id: int, kind: str = "full") -> Evaluation | None:
         with self.session() as s:
             return s.exec(
-                select(Evaluation).where(Evaluation.program_id == program_id, Evaluation.kind == kind)
+                select(Evaluation).where(
+                    Evaluation.program_id == program_id, Evaluation.kind == kind
+                )
             ).first()
 
     def evaluations(self, run_id: str) -> list[Evaluation]:
@@ -407,7 +411,11 @@ class Store:
 
     def llm_calls(self, run_id: str) -> list[LLMCallRecord]:
         with self.session() as s:
-            q = select(LLMCallRecord).where(LLMCallRecord.run_id == run_id).order_by(LLMCallRecord.id)
+            q = (
+                select(LLMCallRecord)
+                .where(LLMCallRecord.run_id == run_id)
+                .order_by(LLMCallRecord.id)
+            )
             return list(s.exec(q).all())
 
     def tasks(self, run_id: str, state: str | None = None) -> list[TaskRecord]:

@@ -435,7 +435,9 @@ class Worker:
             return Phase("memory", error=f"exceeded the memory limit of {limits['memory_mb']} MB")
         if killed == "disk":
             cap = limits["disk_bytes"] / MIB
-            return Phase("output-limit", error=f"wrote more than {cap:.0f} MB into its scratch directory")
+            return Phase(
+                "output-limit", error=f"wrote more than {cap:.0f} MB into its scratch directory"
+            )
         if killed == "files":
             return Phase(
                 "output-limit",

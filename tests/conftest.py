@@ -20,8 +20,9 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def pb(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-       timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def pb(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run ``progressbench ARGS`` as a user would, capturing output."""
     return subprocess.run(
         [sys.executable, "-m", "progressbench.cli", *args],

@@ -54,7 +54,9 @@ def test_bad_config_files(db, tmp_path, name, text, needle):
 
 
 def test_missing_config_file(db, tmp_path):
-    assert "does not exist" in one_line_error(pb("run", "--config", str(tmp_path / "no.toml"), "--db", str(db)))
+    assert "does not exist" in one_line_error(
+        pb("run", "--config", str(tmp_path / "no.toml"), "--db", str(db))
+    )
 
 
 @pytest.mark.parametrize(

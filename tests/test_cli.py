@@ -24,7 +24,9 @@ def test_offline_run_show_best_leaderboard(db):
     assert best >= ref > 0
     # Every child is stored with a final status and one full evaluation at most.
     statuses = query(db, "select status from program where run_id=? and is_reference=0", rid)
-    assert len(statuses) == 12 and all(s in ("valid", "invalid", "failed", "rejected") for (s,) in statuses)
+    assert len(statuses) == 12 and all(
+        s in ("valid", "invalid", "failed", "rejected") for (s,) in statuses
+    )
     assert query(db, "select count(*) from llm_call where run_id=?", rid)[0][0] >= 12
 
     show = pb("show", rid, "--db", str(db))

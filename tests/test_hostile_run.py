@@ -110,7 +110,9 @@ def test_secrets_never_reach_the_candidate(db, tmp_path):
         "raise RuntimeError(_seen[-3000:])"
     )
     run_with_reply(db, tmp_path, edit(leak), guards=WITHOUT_STATIC)
-    stored = json.dumps(query(db, "select * from attempt")) + json.dumps(query(db, "select * from program"))
+    stored = json.dumps(query(db, "select * from attempt")) + json.dumps(
+        query(db, "select * from program")
+    )
     stored += json.dumps(query(db, "select * from evaluation"))
     assert "RuntimeError" in stored  # the program did run and report what it saw
     assert SECRET not in stored

@@ -48,7 +48,9 @@ class Flaky(litellm.CustomLLM):
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error(message="slow down", llm_provider="flaky", model="flaky/m")
-        return litellm.completion(model="openai/gpt-4o-mini", messages=kwargs["messages"], mock_response=EDIT)
+        return litellm.completion(
+            model="openai/gpt-4o-mini", messages=kwargs["messages"], mock_response=EDIT
+        )
 
 
 @pytest.fixture
@@ -86,14 +88,21 @@ def test_non_retryable_errors_fail_at_once(flaky):
 
 
 def test_empty_reply_is_a_failure():
-    reply = LLMAgent("openai/gpt-4o-mini", AgentOptions(extra={"mock_response": "  "})).reply(request())
+    reply = LLMAgent("openai/gpt-4o-mini", AgentOptions(extra={"mock_response": "  "})).reply(
+        request()
+    )
     assert reply.error == "the model returned an empty reply" and len(reply.calls) == 1
 
 
 def write_config(tmp_path, reply: str, **settings) -> str:
     lines = ['agents = ["openai/gpt-4o-mini"]']
     lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-    lines += ["[agent_options]", "retries = 0", "[agent_options.extra]", f"mock_response = {json.dumps(reply)}"]
+    lines += [
+        "[agent_options]",
+        "retries = 0",
+        "[agent_options.extra]",
+        f"mock_response = {json.dumps(reply)}",
+    ]
     path = tmp_path / "llm.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -106,7 +115,9 @@ def test_run_with_a_model_records_calls_and_cost(db, tmp_path):
     (agent, cost, n_valid) = query(db, "select agent, cost_usd, n_valid from run")[0]
     assert agent == "openai/gpt-4o-mini" and n_valid >= 1
     calls = query(db, "select model, cost_usd, prompt_tokens, program_id from llm_call")
-    assert len(calls) == 3 and all(c[0] == "openai/gpt-4o-mini" and c[1] > 0 and c[2] > 0 for c in calls)
+    assert len(calls) == 3 and all(
+        c[0] == "openai/gpt-4o-mini" and c[1] > 0 and c[2] > 0 for c in calls
+    )
     assert all(c[3] is not None for c in calls)
     assert abs(cost - sum(c[1] for c in calls)) < 1e-12
 
@@ -115,7 +126,9 @@ def test_max_cost_stops_the_run_cleanly(db, tmp_path):
     cfg = write_config(tmp_path, EDIT, budget=50, workers=1, max_cost=0.00004)
     res = pb("run", "--config", cfg, "--db", str(db))
     assert res.returncode == 0, res.stderr
-    status, message, n_children, cost = query(db, "select status, message, n_children, cost_usd from run")[0]
+    status, message, n_children, cost = query(
+        db, "select status, message, n_children, cost_usd from run"
+    )[0]
     assert status == "stopped" and "cost cap" in message and "cost cap" in res.stderr
     assert 1 <= n_children < 50 and cost >= 0.00004
     # Nothing was asked of the model once the cap was reached.
@@ -134,7 +147,9 @@ def test_malformed_replies_go_through_the_fast_error_catcher(db, tmp_path):
     purposes = [p for (p,) in query(db, "select purpose from llm_call order by request_key")]
     assert purposes == ["edit", "fix", "fix"] * 2
     # The error was fed back to the model in the fix prompt.
-    fix_prompt = json.loads(query(db, "select messages_json from llm_call where purpose='fix' limit 1")[0][0])
+    fix_prompt = json.loads(
+        query(db, "select messages_json from llm_call where purpose='fix' limit 1")[0][0]
+    )
     assert "failed" in fix_prompt[1]["content"]
 
 
@@ -142,7 +157,7 @@ def test_ensemble_picks_an_agent_per_call_by_weight(db, tmp_path):
     cfg = tmp_path / "ensemble.toml"
     cfg.write_text(
         'agents = ["openai/gpt-4o-mini", "offline"]\nagent_weights = [1.0, 3.0]\nbudget = 40\n'
-        "workers = 2\nstrategy = \"greedy\"\n[agent_options]\nretries = 0\n[agent_options.extra]\n"
+        'workers = 2\nstrategy = "greedy"\n[agent_options]\nretries = 0\n[agent_options.extra]\n'
         f"mock_response = {json.dumps(EDIT)}\n"
     )
     res = pb("run", "--config", str(cfg), "--db", str(db))

@@ -139,7 +139,10 @@ def test_fetch_data_downloads_through_huggingface_hub(
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub)
     dest = tmp_path / "data"
     summary = NanoGPT().fetch_data("speedrun", dest, {"train_shards": 2})
-    assert "2 FineWeb10B train shards and the val shard" in summary and str(dest / "fineweb10B") in summary
+    assert (
+        "2 FineWeb10B train shards and the val shard" in summary
+        and str(dest / "fineweb10B") in summary
+    )
     assert hub.calls == [shards.VAL_NAME, "fineweb_train_000001.bin", "fineweb_train_000002.bin"]
     assert shards.read_header(dest / "fineweb10B" / "fineweb_train_000002.bin") == 300
     # Valid shards already there are not fetched again; a truncated one is.

@@ -22,8 +22,18 @@ def example_site(tmp_path_factory) -> Path:
     entry point), then put on PYTHONPATH for the CLI."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(REPO / "tests" / "example_plugin")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO / "tests" / "example_plugin"),
+        ],
         check=True,
         capture_output=True,
     )
@@ -38,9 +48,22 @@ def test_third_party_plugin_installs_and_runs_end_to_end(example_site, db, tmp_p
     assert example["hooks"] == ["register_environments", "register_strategies"]
     assert example["registered"] == {"environments": ["rosenbrock"], "strategies": ["lucky"]}
 
-    res = pb("run", "--env", "rosenbrock", "--strategy", "lucky", "--budget", "8", "--db", str(db), env=env)
+    res = pb(
+        "run",
+        "--env",
+        "rosenbrock",
+        "--strategy",
+        "lucky",
+        "--budget",
+        "8",
+        "--db",
+        str(db),
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
-    status, ref, best, n = query(db, "select status, reference_metric, best_metric, n_children from run")[0]
+    status, ref, best, n = query(
+        db, "select status, reference_metric, best_metric, n_children from run"
+    )[0]
     assert status == "finished" and n == 8
     assert ref == pytest.approx(24.2)  # Rosenbrock at (-1.2, 1.0)
     assert best <= ref  # minimised
@@ -133,8 +156,22 @@ def test_broken_third_party_plugin_names_itself(tmp_path, db):
         '[tool.setuptools]\npackages = ["pb_broken"]\n'
     )
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(pkg)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(pkg),
+        ],
+        check=True,
+        capture_output=True,
+    )
     res = pb("plugins", env=cli_env(PYTHONPATH=str(site)))
     assert res.returncode == 2
     assert res.stderr.strip() == "error: plugin 'broken' (pb-broken) failed to load: boom at import"

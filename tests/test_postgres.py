@@ -28,16 +28,26 @@ def pg_url():
     if os.geteuid() == 0:
         shutil.chown(base, "nobody")
     data = base / "data"
-    subprocess.run(_as_postgres_user(["initdb", "-D", str(data), "-A", "trust", "-U", "pb"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user(["initdb", "-D", str(data), "-A", "trust", "-U", "pb"]),
+        check=True,
+        capture_output=True,
+    )
     opts = f"-k {base} -c listen_addresses='' -p {PORT}"
-    subprocess.run(_as_postgres_user(["pg_ctl", "-D", str(data), "-o", opts, "-l", str(base / "log"),
-                                      "-w", "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user(
+            ["pg_ctl", "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://pb@/postgres?host={base}&port={PORT}"
     finally:
-        subprocess.run(_as_postgres_user(["pg_ctl", "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres_user(["pg_ctl", "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -45,7 +55,9 @@ def test_run_resume_and_leaderboard_on_postgresql(pg_url):
     res = pb("run", "--budget", "6", "--strategy", "greedy", "--db", pg_url)
     assert res.returncode == 0, res.stderr
     rows = json.loads(pb("leaderboard", "--format", "json", "--db", pg_url).stdout)
-    assert len(rows) == 1 and rows[0]["evaluations"] == 6 and rows[0]["best"] >= rows[0]["reference"]
+    assert (
+        len(rows) == 1 and rows[0]["evaluations"] == 6 and rows[0]["best"] >= rows[0]["reference"]
+    )
     rid = rows[0]["run"]
     res = pb("run", "--resume", rid, "--budget", "9", "--db", pg_url)
     assert res.returncode == 0, res.stderr

@@ -15,9 +15,24 @@ def programs(db, rid):
 
 
 def test_replay_reproduces_an_islands_run(db):
-    common = ["--env", "circle-packing", "--strategy", "islands", "--budget", "30", "--workers", "1",
-              "--seed", "11", "--strategy-option", "template_children=8",
-              "--strategy-option", "children_per_generation=4", "--db", str(db)]
+    common = [
+        "--env",
+        "circle-packing",
+        "--strategy",
+        "islands",
+        "--budget",
+        "30",
+        "--workers",
+        "1",
+        "--seed",
+        "11",
+        "--strategy-option",
+        "template_children=8",
+        "--strategy-option",
+        "children_per_generation=4",
+        "--db",
+        str(db),
+    ]
     first = pb("run", *common)
     assert first.returncode == 0, first.stderr
     (source,) = query(db, "select id from run")[0]
@@ -29,17 +44,32 @@ def test_replay_reproduces_an_islands_run(db):
     assert query(db, "select agent from run where id=?", copy)[0][0] == f"replay:{source}"
     # The replayed run spent nothing and made the same number of calls.
     assert query(db, "select count(*), sum(cost_usd) from llm_call where run_id=?", copy)[0] == (
-        query(db, "select count(*) from llm_call where run_id=?", source)[0][0], 0.0)
+        query(db, "select count(*) from llm_call where run_id=?", source)[0][0],
+        0.0,
+    )
 
 
 def test_replay_of_a_missing_response_is_a_recorded_failure(db):
     assert pb("run", "--budget", "2", "--workers", "1", "--db", str(db)).returncode == 0
     (source,) = query(db, "select id from run")[0]
-    res = pb("run", "--budget", "4", "--workers", "1", "--n-fast", "0", "--agent", f"replay:{source}",
-             "--db", str(db))
+    res = pb(
+        "run",
+        "--budget",
+        "4",
+        "--workers",
+        "1",
+        "--n-fast",
+        "0",
+        "--agent",
+        f"replay:{source}",
+        "--db",
+        str(db),
+    )
     assert res.returncode == 0, res.stderr
     (copy,) = query(db, "select id from run where id != ?", source)[0]
-    errors = [e for (e,) in query(db, "select error from program where run_id=? and is_reference=0", copy)]
+    errors = [
+        e for (e,) in query(db, "select error from program where run_id=? and is_reference=0", copy)
+    ]
     assert sum("recorded no response" in e for e in errors) == 2
 
 

@@ -17,8 +17,21 @@ BUDGET = 24
 
 def start(db, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "progressbench.cli", "run", "--budget", str(BUDGET), "--workers", "2",
-         "--strategy", "greedy", "--db", str(db), *extra],
+        [
+            sys.executable,
+            "-m",
+            "progressbench.cli",
+            "run",
+            "--budget",
+            str(BUDGET),
+            "--workers",
+            "2",
+            "--strategy",
+            "greedy",
+            "--db",
+            str(db),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -44,27 +57,45 @@ def wait_for_children(db, n: int, proc: subprocess.Popen, timeout: float = 120) 
 
 def snapshot(db):
     return {
-        "evaluations": query(db, "select id, program_id, kind, status, score from evaluation order by id"),
-        "programs": query(db, "select id, status, code_hash from program where status != 'pending' order by id"),
+        "evaluations": query(
+            db, "select id, program_id, kind, status, score from evaluation order by id"
+        ),
+        "programs": query(
+            db, "select id, status, code_hash from program where status != 'pending' order by id"
+        ),
         "calls": query(db, "select id, request_key from llm_call order by id"),
     }
 
 
 def check_complete(db, rid: str) -> None:
-    status, n_children, budget = query(db, "select status, n_children, budget from run where id=?", rid)[0]
+    status, n_children, budget = query(
+        db, "select status, n_children, budget from run where id=?", rid
+    )[0]
     assert status == "finished" and n_children == budget == BUDGET
     children = query(db, "select status from program where run_id=? and is_reference=0", rid)
     assert len(children) == BUDGET
     assert all(s in ("valid", "invalid", "failed", "rejected") for (s,) in children)
     # One full evaluation per program at most, one program per task, every task done.
-    dup = query(db, "select program_id, count(*) from evaluation where kind='full' group by program_id having count(*) > 1")
+    dup = query(
+        db,
+        "select program_id, count(*) from evaluation where kind='full' group by program_id having count(*) > 1",
+    )
     assert dup == []
     tasks = query(db, "select state, program_id from task where run_id=?", rid)
     assert len(tasks) == BUDGET and all(state == "done" and pid for state, pid in tasks)
     assert len({pid for _, pid in tasks}) == BUDGET
-    evaluated = query(db, "select count(*) from program p join evaluation e on e.program_id = p.id "
-                          "where p.run_id=? and p.status in ('valid', 'invalid')", rid)[0][0]
-    assert evaluated == query(db, "select count(*) from program where run_id=? and status in ('valid','invalid')", rid)[0][0]
+    evaluated = query(
+        db,
+        "select count(*) from program p join evaluation e on e.program_id = p.id "
+        "where p.run_id=? and p.status in ('valid', 'invalid')",
+        rid,
+    )[0][0]
+    assert (
+        evaluated
+        == query(
+            db, "select count(*) from program where run_id=? and status in ('valid','invalid')", rid
+        )[0][0]
+    )
 
 
 @pytest.mark.parametrize("kill_after", [1, 9, 17])
@@ -101,15 +132,32 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(db):
 
 
 def test_resumed_islands_run_makes_the_same_choices_as_an_unbroken_one(tmp_path):
-    args = ["--strategy", "islands", "--budget", "30", "--workers", "1", "--seed", "4",
-            "--strategy-option", "template_children=6", "--strategy-option", "children_per_generation=4",
-            "--strategy-option", "migration_interval=2"]
+    args = [
+        "--strategy",
+        "islands",
+        "--budget",
+        "30",
+        "--workers",
+        "1",
+        "--seed",
+        "4",
+        "--strategy-option",
+        "template_children=6",
+        "--strategy-option",
+        "children_per_generation=4",
+        "--strategy-option",
+        "migration_interval=2",
+    ]
     straight = tmp_path / "straight.db"
     assert pb("run", *args, "--db", str(straight)).returncode == 0
     broken = tmp_path / "broken.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "progressbench.cli", "run", *args, "--db", str(broken)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
     )
     wait_for_children(broken, 13, proc)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -118,8 +166,11 @@ def test_resumed_islands_run_makes_the_same_choices_as_an_unbroken_one(tmp_path)
     assert pb("run", "--resume", rid, "--db", str(broken)).returncode == 0
 
     def history(db):
-        return query(db, "select code_hash, status, score, island, generation, mode, parent_ids_json "
-                         "from program order by id")
+        return query(
+            db,
+            "select code_hash, status, score, island, generation, mode, parent_ids_json "
+            "from program order by id",
+        )
 
     def ranks(rows):  # parent ids differ between databases only by numbering: compare by position
         return [r[:-1] for r in rows]
@@ -127,4 +178,3 @@ def test_resumed_islands_run_makes_the_same_choices_as_an_unbroken_one(tmp_path)
     assert ranks(history(broken)) == ranks(history(straight))
     state = lambda db: json.loads(query(db, "select strategy_state_json from run")[0][0])  # noqa: E731
     assert state(broken)["migrations"] == state(straight)["migrations"]
-

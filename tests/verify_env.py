@@ -14,7 +14,7 @@ from progressbench.environment import Assessment, Environment, Objective, Sandbo
 from progressbench.loader import load_program
 
 TARGET = 1.5
-BASELINE = '''\
+BASELINE = """\
 # EVOLVE-BLOCK-START
 MEAN = 1.6
 SPREAD = 0.01
@@ -26,7 +26,7 @@ def measure(rng):
     if rng.random() < FAIL_RATE:
         raise RuntimeError("flaky")
     return rng.gauss(MEAN, SPREAD)
-'''
+"""
 
 
 class NoisyEnv(Environment):

@@ -77,14 +77,20 @@ class CirclePacking(Environment):
         }
 
     # --- platform side: trusted checks -------------------------------------------------
-    def assess(self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str) -> Assessment:
+    def assess(
+        self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str
+    ) -> Assessment:
         problem = check_packing(raw)
         if problem:
             return Assessment(valid=False, reason=problem)
         centers, radii = raw["centers"], raw["radii"]
         total = math.fsum(radii)
         mean = total / len(radii)
-        cv = math.sqrt(math.fsum((r - mean) ** 2 for r in radii) / len(radii)) / mean if mean else 0.0
+        cv = (
+            math.sqrt(math.fsum((r - mean) ** 2 for r in radii) / len(radii)) / mean
+            if mean
+            else 0.0
+        )
         touching = sum(
             1
             for (x, y), r in zip(centers, radii, strict=True)
@@ -114,7 +120,12 @@ def check_packing(raw: dict[str, Any]) -> str | None:
         x, y = c
         if r < 0:
             return f"circle {i} has a negative radius {r:g}"
-        if x - r < -TOLERANCE or y - r < -TOLERANCE or x + r > 1 + TOLERANCE or y + r > 1 + TOLERANCE:
+        if (
+            x - r < -TOLERANCE
+            or y - r < -TOLERANCE
+            or x + r > 1 + TOLERANCE
+            or y + r > 1 + TOLERANCE
+        ):
             return f"circle {i} (x={x:.6g}, y={y:.6g}, r={r:.6g}) is not inside the unit square"
     for i in range(N_CIRCLES):
         xi, yi = centers[i]

@@ -57,7 +57,9 @@ class LLMAgent(Agent):
         backoff = float(extra.pop("backoff_s", 2.0))
         for attempt in range(self.options.retries + 1):
             started = time.monotonic()
-            call = LLMCall(agent=self.name, model=self.model, purpose=request.purpose, messages=messages)
+            call = LLMCall(
+                agent=self.name, model=self.model, purpose=request.purpose, messages=messages
+            )
             try:
                 response = litellm.completion(
                     model=self.model,

@@ -41,7 +41,9 @@ class ReplayAgent(Agent):
         with self._lock:
             recorded = self._calls.get(request.key)
         if not recorded:
-            return AgentReply(error=f"run {self.arg} recorded no response for request {request.key}")
+            return AgentReply(
+                error=f"run {self.arg} recorded no response for request {request.key}"
+            )
         calls = [
             LLMCall(
                 agent=self.name,

@@ -12,7 +12,7 @@ from progressbench.environment import Assessment, Environment, Objective, Resour
 from progressbench.loader import load_program
 from progressbench.strategy import Strategy, Task
 
-BASELINE = '''\
+BASELINE = """\
 # EVOLVE-BLOCK-START
 X = -1.2  # knob: [-2.0, 2.0]
 Y = 1.0  # knob: [-1.0, 3.0]
@@ -21,7 +21,7 @@ Y = 1.0  # knob: [-1.0, 3.0]
 
 def solve():
     return X, Y
-'''
+"""
 
 
 class Rosenbrock(Environment):
