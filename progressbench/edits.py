@@ -429,6 +429,16 @@ def protected_changes(old: str, new: str) -> str | None:
     return _first_protected_change(old, new, loose=False)
 
 
+def restated_idea(reply: str) -> str:
+    """The idea a fix reply says it implements instead of the one it was given: its first
+    non-blank line, when that starts with ``Idea:`` (the fix prompt asks for this when an
+    agent abandons the idea), else ""."""
+    for line in reply.splitlines():
+        if line.strip():
+            return line.strip() if line.strip().lower().startswith("idea:") else ""
+    return ""
+
+
 def unified_diff(old: str, new: str, name: str = "program.py") -> str:
     """A unified diff from ``old`` to ``new`` with ``a/``/``b/`` file names, as git writes it."""
     out = []

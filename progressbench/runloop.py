@@ -350,6 +350,8 @@ class RunLoop:
         parent = self.program_view(task.parent_id)
         proposal: Proposal = self._strategy.propose(session)
         reply = proposal.reply
+        # What the child implements: the strategy's idea, unless a fix replaced it.
+        idea = proposal.idea
         code, edit_text, verdicts = "", "", []
         attempt = 0
         while True:
@@ -401,7 +403,7 @@ class RunLoop:
                         task,
                         code or parent.code,
                         edit_text,
-                        proposal.idea,
+                        idea,
                         attempt,
                         status,
                         f"{stage}: {failure}",
@@ -420,8 +422,10 @@ class RunLoop:
                 idea=proposal.idea or None,
                 error=failure,
             )
+            if proposal.idea:
+                idea = edits.restated_idea(reply.text) or idea
         program = self.store.add_program(
-            self._new_program(rec, task, code, edit_text, proposal.idea, attempt, "pending", ""),
+            self._new_program(rec, task, code, edit_text, idea, attempt, "pending", ""),
             rec.key,
             verdicts,
         )

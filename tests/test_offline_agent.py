@@ -338,3 +338,18 @@ def test_diff_of_a_reply_touches_only_the_changed_values():
                 PARENT[i1:i2],
                 new[j1:j2],
             )
+
+
+def test_fix_of_a_failed_idea_restates_the_idea_it_implements_instead():
+    from progressbench.edits import restated_idea
+
+    error = 'Traceback (most recent call last):\n  File "program.py", line 12, in <module>\n'
+    for seed in range(20):
+        idea = ask("idea", seed=seed).text
+        text = ask("fix", seed=seed, error=error, idea=idea).text
+        stated = restated_idea(text)
+        assert stated.startswith("Idea: ") and stated != idea.splitlines()[0]
+        [line] = changed_lines(PARENT, apply_reply(PARENT, text).code)
+        assert f"line {line})" in stated or f"on line {line} " in stated
+    # Without an idea (a template child's fix) there is nothing to restate.
+    assert restated_idea(ask("fix", seed=0, error=error).text) == ""

@@ -281,7 +281,7 @@ def peak_flops(device: torch.device) -> tuple[float | None, str]:
             a @ b
             n += 1
         best = max(best, 2 * 512**3 * n / elapsed)
-    return best, f"best measured fp32 matmul, {torch.get_num_threads()} threads"
+    return best, f"measured fp32 matmul, {torch.get_num_threads()} threads"
 
 
 def downsample(points: list[list[float]], n: int) -> list[list[float]]:

@@ -720,7 +720,13 @@ class OfflineAgent(Agent):
             avoid, count, small = set(), rng.randint(1, 3), False
         for _ in range(_MAX_ATTEMPTS):
             changes = _perturbation(sites, rng, count, small, avoid)
-            text = _edit_reply(code, changes, _explain(changes, lead)) if changes else None
+            explanation = _explain(changes, lead) if changes else ""
+            if changes and request.purpose == "fix" and request.idea:
+                # The idea itself failed and this change is another: say so, so that the
+                # child's outcome is not credited to the idea it abandoned.
+                restated = _idea_text(changes[0], code).splitlines()[0]
+                explanation = f"{restated}\n\n{explanation}"
+            text = _edit_reply(code, changes, explanation) if changes else None
             if text is not None:
                 return text
         raise _NothingToDo(
