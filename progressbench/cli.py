@@ -83,7 +83,7 @@ def cli() -> None:
 @click.option("--max-cost", type=float, help="stop cleanly once LLM spend reaches this many USD")
 @click.option("--n-fast", type=int, help="fast error catcher: retries with the error fed back [3]")
 @click.option(
-    "--evaluator", help="where candidates run: local (isolated workers) or a plugin's [local]"
+    "--evaluator", help="where candidates run: local (isolated workers) | ray | a plugin's [local]"
 )
 @click.option("--timeout", "timeout_s", type=float, help="wall-time limit per evaluation, seconds")
 @click.option("--memory-mb", type=int, help="memory limit per evaluation")
