@@ -302,6 +302,120 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
 
 
 @cli.command()
+@click.option("--env", "env", help="environment [circle-packing]")
+@click.option("--variant", help="environment variant")
+@click.option("--agent", "agents", multiple=True, help="a contender's agent (repeatable) [offline]")
+@click.option(
+    "--strategy", "strategies", multiple=True, help="a contender's strategy (repeatable) [islands]"
+)
+@click.option(
+    "--seeds", type=click.IntRange(1, 1000), default=3, show_default=True, help="runs per contender"
+)
+@click.option("--budget", type=int, help="child programs per run [100]")
+@click.option("--workers", type=int, help="parallel evaluations per run")
+@click.option("--max-cost", type=float, help="USD cap of each run's LLM spend")
+@click.option(
+    "--strategy-option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="(repeatable)"
+)
+@click.option("--env-option", "env_opts", multiple=True, metavar="KEY=VALUE", help="(repeatable)")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML or YAML file with the shared run settings; flags override it",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
+@_db_option
+def compare(
+    agents: tuple[str, ...],
+    strategies: tuple[str, ...],
+    seeds: int,
+    strategy_opts: tuple[str, ...],
+    env_opts: tuple[str, ...],
+    config_file: str | None,
+    fmt: str,
+    db: str | None,
+    **flags: Any,
+) -> None:
+    """Run every agent x strategy contender with the same seeds and budget, and compare.
+
+    Each contender runs on seeds 0..N-1; the table gives the mean, spread and range of each
+    one's best result, its progress over the reference, and Welch's t-test p-value that it
+    beats the first contender. Every run is stored (the leaderboard shows them); the same
+    command again reuses finished runs and resumes an interrupted one.
+
+    \b
+    Examples:
+      progressbench compare --strategy islands --strategy greedy --strategy best-of-n --budget 50
+      progressbench compare --agent openai/gpt-5-mini --agent offline --seeds 3 --max-cost 2
+    """
+    from progressbench import compare as cmp
+    from progressbench.config import build_config, read_config_file
+
+    store = _open(db)
+    overrides = dict(flags)
+    if strategy_opts:
+        overrides["strategy_options"] = _kv(strategy_opts, "--strategy-option")
+    if env_opts:
+        overrides["env_options"] = _kv(env_opts, "--env-option")
+    file_values = read_config_file(config_file) if config_file else {}
+    base = build_config(file_values, overrides)
+    chosen_agents = list(agents) or base.agents or ["offline"]
+    chosen_strategies = list(strategies) or [base.strategy]
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    def execute(config: Any, existing: Any) -> Any:
+        from progressbench.progress import Progress
+        from progressbench.runloop import RunLoop
+
+        progress = Progress(env_metric)
+        loop = RunLoop(store, config, run=existing, say=lambda _: None, progress=progress)
+        try:
+            return loop.execute()
+        except KeyboardInterrupt:
+            progress.close()
+            click.echo(
+                "\ninterrupted; run the same command again to continue (finished runs are "
+                "reused, the interrupted one resumes)",
+                err=True,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        finally:
+            progress.close()
+
+    from progressbench import plugins as registry
+
+    env = registry.get_environment(base.env)
+    env_metric = env.objective(env.pick_variant(base.variant)).metric
+    result = cmp.compare(store, base, chosen_agents, chosen_strategies, seeds, execute, say=say)
+    if fmt == "json":
+        click.echo(
+            json.dumps({**result.model_dump(), "summary": result.rows()}, indent=2, default=str)
+        )
+        return
+    from tabulate import tabulate
+
+    click.echo(
+        f"{result.env} ({result.variant}) - best {result.metric} "
+        f"({result.direction}d), budget {result.budget}, seeds {len(result.seeds)}, "
+        f"reference {'-' if result.reference is None else format(result.reference, '.6g')}"
+    )
+    click.echo(
+        tabulate(
+            result.rows(),
+            headers="keys",
+            tablefmt="github" if fmt == "markdown" else "simple",
+            floatfmt=".6g",
+            missingval="-",
+        )
+    )
+
+
+@cli.command()
 @click.argument("run_id")
 @click.option("--program", "program_id", type=int, help="the program to verify [the run's best]")
 @click.option(
