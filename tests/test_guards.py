@@ -406,3 +406,16 @@ def test_judge_outage_passes_with_the_failure_recorded():
 def test_guards_are_registered_by_name():
     names = set(plugins.registry("guards"))
     assert {"static", "verification", "equivalence", "judge", "syntax", "edit-scope"} <= names
+
+
+def test_modules_reached_as_attributes_of_other_modules_are_forbidden():
+    for body in (
+        "import numpy\nm = numpy.core.sys.modules",
+        'import numpy\nm = getattr(numpy, "os")',
+        "import math\nf = math.builtins",
+    ):
+        verdict = static(body)
+        assert verdict.rule == "forbidden-module", body
+        assert "as an attribute of another object" in verdict.reason
+    # Ordinary attributes that merely resemble module names stay allowed.
+    assert static("import numpy\nx = numpy.zeros(3)\ny = x.sum()\nz = numpy.random.rand(2)").passed

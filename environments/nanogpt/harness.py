@@ -387,6 +387,10 @@ class _Run:
     def warmup(self) -> Iterator[None]:
         if self.in_warmup:
             raise ProgramError("h.warmup() blocks cannot be nested")
+        # Once the stream has been read the program could hold real batches: training on them
+        # off the clock and stashing the weights (a clone the restore does not see) would be free.
+        if self.fetches:
+            raise ProgramError("h.warmup() must come before the first batch of h.batches()")
         assert self.model is not None
         model = self.model
         saved_model = {k: t.detach().clone() for k, t in _state_dict(model).items()}
@@ -460,7 +464,15 @@ class _Run:
             lambda: self.fetch(int(batch_size), int(seq_len))
         )
         h.elapsed = lambda: self.clock.elapsed()
-        h.warmup = lambda: self.warmup()
+
+        # Not ``lambda: self.warmup()``: a generator context manager keeps its arguments in
+        # plain attributes (``h.warmup().args[0]`` would be this _Run, its clock and records).
+        @contextmanager
+        def warmup() -> Iterator[None]:
+            with self.warmup():
+                yield
+
+        h.warmup = warmup
         h.random_batch = lambda batch_size, seq_len: self.random_batch(
             int(batch_size), int(seq_len)
         )

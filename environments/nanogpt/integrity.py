@@ -51,13 +51,22 @@ _REFLECTION = {
     "sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
     "gc.get_referents", "sys.settrace", "sys.setprofile", "sys.addaudithook",
 }  # fmt: skip
-_FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
+# Plus a function's code (the one such read that raises an event): inspect.getclosurevars()
+# and getmembers() read it on their way to a closure's cells, e.g. those of h.elapsed.
+_FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "__code__"}
 # Starting threads or processes: refused when the program asked for it, directly or through the
 # standard library (ThreadPoolExecutor, multiprocessing); torch and triton may (compile pools).
 _CONCURRENCY = {
     "_thread.start_new_thread", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
     "os.spawn", "os.fork", "os.forkpty",
 }  # fmt: skip
+# Registering a kernel for one of torch's own operators replaces it process-wide, below every
+# Python name: the harness's loss (logsumexp, gather, sum, ...) would run the program's code.
+_KERNEL_NAMESPACES = {"aten", "prims", "prim"}
+_TORCH_LIBRARY = (
+    str(Path(torch.__file__).parent / "library.py"),
+    str(Path(torch.__file__).parent / "_library") + os.sep,
+)
 # Modules through which a program would reach frames indirectly (inspect.currentframe(),
 # traceback.walk_stack()): for frame-returning events the caller is looked for past them.
 _TRANSPARENT = ("inspect.py", "traceback.py")
@@ -179,16 +188,23 @@ class Sentinel:
                 self._refuse(f"imported the harness module {name}", ImportError)
         elif event in _REFLECTION or (event == "object.__getattr__" and args[1] in _FRAME_ATTRS):
             caller = sys._getframe(_CALLER)
-            # Not for tb_frame & co: traceback formats exceptions through them, harmlessly.
-            while (
-                event in _REFLECTION
-                and caller is not None
-                and caller.f_code.co_filename.endswith(_TRANSPARENT)
-            ):
+            # Not for tb_frame: traceback formats exceptions through it, harmlessly. A suspended
+            # generator's frame, though, is what inspect.getgeneratorlocals() hands back.
+            skip = event in _REFLECTION or args[1] != "tb_frame"
+            while skip and caller is not None and caller.f_code.co_filename.endswith(_TRANSPARENT):
                 caller = caller.f_back
             if self._is_program(caller):
                 what = f"{event} {args[1]}" if event == "object.__getattr__" else event
                 self._refuse(f"used reflection ({what}), which can reach the harness's state")
+        elif event == "torch.library":
+            caller = sys._getframe(_CALLER).f_back  # past the wrapper, then torch.library
+            while caller is not None and caller.f_code.co_filename.startswith(_TORCH_LIBRARY):
+                caller = caller.f_back
+            if self._is_program(caller):
+                self._refuse(
+                    f"registered kernels for torch's own operators ({args[1]}, {args[0]}): the "
+                    "harness computes the loss with them"
+                )
         elif event.startswith("ctypes."):
             if self._is_program(sys._getframe(_CALLER)):
                 self._refuse(f"called {event} directly")
@@ -211,6 +227,7 @@ def _guard_threads() -> None:
     """Python 3.11 raises no audit event when a thread starts, so the one function every
     thread starts through (threading calls it by this module-global name) is wrapped, and
     raises the event the sentinel checks. The wrapper is watched like any patch point."""
+    _guard_kernels()
     if getattr(_thread.start_new_thread, "_nanogpt_guard", False):
         return
     original = _thread.start_new_thread
@@ -222,6 +239,23 @@ def _guard_threads() -> None:
     start_new_thread._nanogpt_guard = True  # type: ignore[attr-defined]
     _thread.start_new_thread = start_new_thread
     threading._start_new_thread = start_new_thread  # type: ignore[attr-defined]
+
+
+def _guard_kernels() -> None:
+    """torch.library registers kernels through ``torch._C._dispatch_library`` (no audit event):
+    wrapped, to raise one the sentinel checks for torch's own namespaces. Watched as a patch
+    point too."""
+    if getattr(torch._C._dispatch_library, "_nanogpt_guard", False):
+        return
+    original = torch._C._dispatch_library
+
+    def _dispatch_library(kind: Any, ns: Any, *args: Any, **kwargs: Any) -> Any:
+        if ns in _KERNEL_NAMESPACES and str(kind).endswith(("IMPL", "FRAGMENT")):
+            _dispatch("torch.library", (kind, ns))
+        return original(kind, ns, *args, **kwargs)
+
+    _dispatch_library._nanogpt_guard = True  # type: ignore[attr-defined]
+    torch._C._dispatch_library = _dispatch_library
 
 
 def _install(sentinel: Sentinel) -> None:
@@ -256,6 +290,7 @@ _SELECTED = {
     "torch.cuda": ("synchronize", "Event", "max_memory_allocated", "max_memory_reserved"),
     "torch.distributed": ("all_reduce", "broadcast", "barrier"),
     "_thread": ("start_new_thread",),
+    "torch._C": ("_dispatch_library",),
     "threading": ("_start_new_thread",),
 }
 

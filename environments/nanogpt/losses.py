@@ -8,6 +8,8 @@ reports the attempt.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -17,10 +19,30 @@ _gather = torch.gather
 _no_grad = torch.no_grad
 _module_train = torch.nn.Module.train
 _is_tensor = torch.is_tensor
+_no_torch_function = torch._C.DisableTorchFunction
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_no_python_dispatcher = torch._C._DisablePythonDispatcher  # where OpOverload.py_impl kernels run
 
 
 class ProgramError(RuntimeError):
     """The program broke the harness's contract; the message is written for its author."""
+
+
+@contextmanager
+def harness_ops() -> Iterator[None]:
+    """The harness's own tensor work (slicing the data, the loss, its sums, the checks).
+
+    Rebinding Python names is not the only way into it: a TorchFunctionMode left on the stack
+    (by module-level code or a forward) or a tensor subclass's ``__torch_function__`` sees every
+    torch call, and could shrink the sums of the token losses. Both are switched off here; a
+    TorchDispatchMode, which acts below them, is refused."""
+    if _dispatch_modes():
+        raise ProgramError(
+            "a TorchDispatchMode is still active when the harness computes the loss; exit it "
+            "before forward returns"
+        )
+    with _no_torch_function(), _no_python_dispatcher():
+        yield
 
 
 def windows(tokens: np.ndarray, seq_len: int) -> torch.Tensor:
@@ -35,6 +57,15 @@ def logits_of(model: torch.nn.Module, x: torch.Tensor, vocab: int) -> torch.Tens
     out = model(x)
     if not _is_tensor(out):
         raise ProgramError(f"model(idx) must return a logits tensor, got {type(out).__name__}")
+    if type(out) is not torch.Tensor:  # a subclass's __torch_function__ would see the loss
+        raise ProgramError(
+            f"model(idx) must return a plain torch.Tensor, got the subclass {type(out).__name__}"
+        )
+    with harness_ops():
+        return _checked(out, x, vocab)
+
+
+def _checked(out: torch.Tensor, x: torch.Tensor, vocab: int) -> torch.Tensor:
     if out.dim() != 3 or tuple(out.shape[:2]) != tuple(x.shape) or out.shape[2] < vocab:
         raise ProgramError(
             f"model(idx) with idx of shape {tuple(x.shape)} must return logits of shape "
@@ -82,23 +113,28 @@ def evaluate(
     try:
         with _no_grad():
             for i in range(0, data.shape[0], batch):
-                chunk = data[i : i + batch]
-                x, y = chunk[:, :-1], chunk[:, 1:]
+                with harness_ops():
+                    chunk = data[i : i + batch]
+                    # The model gets its own copy: x and y are views of one window, so writing
+                    # into its input would rewrite the targets (and the data for later passes).
+                    x, y = chunk[:, :-1].clone(), chunk[:, 1:]
                 logits = logits_of(model, x, vocab)
-                losses = token_losses(logits, y)
-                sums.append(losses.double().sum(dim=1))
-                if sample_every and (i // batch) % sample_every == 0:
-                    row = (i * 7919) % x.shape[1]  # a spread of positions, deterministic
-                    sample.append(
-                        (
-                            logits[0, row].double().cpu().numpy(),
-                            int(y[0, row]),
-                            float(losses[0, row]),
+                with harness_ops():
+                    losses = token_losses(logits, y)
+                    sums.append(losses.double().sum(dim=1))
+                    if sample_every and (i // batch) % sample_every == 0:
+                        row = (i * 7919) % x.shape[1]  # a spread of positions, deterministic
+                        sample.append(
+                            (
+                                logits[0, row].double().cpu().numpy(),
+                                int(y[0, row]),
+                                float(losses[0, row]),
+                            )
                         )
-                    )
     finally:
         _module_train(model, was_training)
-    per_window = (torch.cat(sums) / (data.shape[1] - 1)).cpu().numpy() if sums else np.zeros(0)
+    with harness_ops():
+        per_window = (torch.cat(sums) / (data.shape[1] - 1)).cpu().numpy() if sums else np.zeros(0)
     return Evaluation(
         float(per_window.mean()) if per_window.size else float("nan"), per_window, sample
     )
@@ -134,20 +170,24 @@ def causality(
     _module_train(model, False)
     try:
         with _no_grad():
-            x = data[:2, :-1]
-            other = data[2:3, :-1] if data.shape[0] > 2 else data[:1, :-1].flip(1)
-            base = logits_of(model, x, vocab)
-            scale = max(1.0, float(base.abs().max()))
+            with harness_ops():  # copies: the model must not write into the data
+                x = data[:2, :-1].clone()
+                other = (data[2:3, :-1] if data.shape[0] > 2 else data[:1, :-1].flip(1)).clone()
+            base = logits_of(model, x.clone(), vocab)
+            with harness_ops():
+                scale = max(1.0, float(base.abs().max()))
             worst_prefix = worst_cross = 0.0
             seq_len = x.shape[1]
             for cut in (seq_len // 3, (2 * seq_len) // 3):
-                changed = x.clone()
-                changed[0, cut:] = other[0, cut:]
+                with harness_ops():
+                    changed = x.clone()
+                    changed[0, cut:] = other[0, cut:]
                 out = logits_of(model, changed, vocab)
-                worst_prefix = max(
-                    worst_prefix, float((out[0, :cut] - base[0, :cut]).abs().max()) / scale
-                )
-                worst_cross = max(worst_cross, float((out[1:] - base[1:]).abs().max()) / scale)
+                with harness_ops():
+                    worst_prefix = max(
+                        worst_prefix, float((out[0, :cut] - base[0, :cut]).abs().max()) / scale
+                    )
+                    worst_cross = max(worst_cross, float((out[1:] - base[1:]).abs().max()) / scale)
     finally:
         _module_train(model, was_training)
     return {"prefix_change": worst_prefix, "cross_change": worst_cross}

@@ -19,6 +19,13 @@ FORBIDDEN_MODULES = {
     "codeop", "pty", "shutil", "tempfile", "glob", "pathlib", "io", "mmap", "sqlite3",
     "operator", "pkgutil", "runpy", "zipimport", "progressbench", "progressbench_environments",
 }  # fmt: skip
+# Already-imported modules are also attributes of other modules (torch.fx._symbolic_trace.inspect):
+# these names as attributes reach reflection without an import statement. (Not gc: every
+# function of it that matters raises an audit event the sentinel refuses; gc_hunt tests that.)
+_MODULE_ATTRIBUTES = {
+    "inspect", "ctypes", "importlib", "builtins", "operator", "types", "_thread",
+    "threading", "subprocess", "multiprocessing", "pickle", "marshal", "sys", "os",
+}  # fmt: skip
 FORBIDDEN_NAMES = {
     "__import__", "eval", "exec", "compile", "open", "globals", "locals", "vars",
     "breakpoint", "__builtins__", "input",
@@ -129,6 +136,16 @@ class _Scanner(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr in FORBIDDEN_ATTRIBUTES:
             self.add("introspection", node, f"reads .{node.attr}")
+        elif node.attr in _MODULE_ATTRIBUTES:
+            self.add("forbidden-import", node, f"reaches the module {node.attr} as .{node.attr}")
+        elif (
+            node.attr == "__dict__"
+            and not self._resolve(node)  # those are reported below, as monkeypatching
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            # Any other namespace (a module bound to a plain name is not resolved below) hands
+            # out modules and functions by computed keys: m.__dict__["oper" + "ator"].
+            self.add("introspection", node, "reads .__dict__ of something other than self")
         path = self._resolve(node)
         if path:
             owner, _, attr = path.rpartition(".")
@@ -140,7 +157,7 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Constant(self, node: ast.Constant) -> None:
         # getattr(x, "__closure__") and friends spelled as strings.
-        if isinstance(node.value, str) and node.value in FORBIDDEN_ATTRIBUTES:
+        if isinstance(node.value, str) and node.value in FORBIDDEN_ATTRIBUTES | {"__dict__"}:
             self.add("introspection", node, f"names {node.value!r}")
 
     def visit_Call(self, node: ast.Call) -> None:

@@ -150,6 +150,14 @@ REFLECTIVE_ATTRIBUTES = frozenset({
     "f_code", "f_trace", "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code",
     "co_code", "co_consts", "co_names",
 })  # fmt: skip
+# Imported modules are attributes of the modules that imported them (torch.serialization.sys):
+# these names as attributes reach, without an import statement, what the module rules
+# forbid or allow-list. Names that are also common attribute names (select, code, profile)
+# are left out.
+MODULES_AS_ATTRIBUTES = frozenset({
+    "sys", "os", "builtins", "importlib", "inspect", "gc", "operator", "ctypes", "subprocess",
+    "multiprocessing", "socket", "pickle", "marshal", "_thread", "posix",
+})  # fmt: skip
 REFLECTIVE_NAMES = frozenset({"__builtins__", "__loader__", "__spec__", "__build_class__"})
 REFLECTIVE_BUILTINS = frozenset({"globals", "locals", "vars", "breakpoint", "help"})
 DYNAMIC_CODE = frozenset({"exec", "eval", "compile", "__import__"})
@@ -275,6 +283,10 @@ class Policy:
                 if fnmatchcase(prefix, pattern):
                     return "forbidden-attribute", f"{prefix} is forbidden ({why})"
         return None
+
+
+def _module_attribute(name: str) -> str:
+    return f"reaches the module {name} as an attribute of another object (.{name})"
 
 
 def analyse(code: str, policy: Policy) -> list[Finding]:
@@ -482,6 +494,9 @@ class _Analyser(ast.NodeVisitor):
             if link.attr in REFLECTIVE_ATTRIBUTES:
                 self.add(node, "reflection", f".{link.attr} reaches frames, globals or code")
                 return
+            if link.attr in MODULES_AS_ATTRIBUTES:
+                self.add(node, "forbidden-module", _module_attribute(link.attr))
+                return
         if not isinstance(node.ctx, ast.Load):
             self.check_store(node)
         root = current
@@ -552,6 +567,9 @@ class _Analyser(ast.NodeVisitor):
                 self.add(node, "dynamic-attribute", f"{name}() with a computed attribute name")
                 return
             for attr in arg.value.split("."):
+                if attr in MODULES_AS_ATTRIBUTES:
+                    self.add(node, "forbidden-module", _module_attribute(attr))
+                    return
                 if attr in self.policy.protected and name in ("setattr", "delattr"):
                     self.add(node, "protected-name", f"{name}() of the protected {attr!r}")
                     return
