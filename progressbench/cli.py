@@ -350,6 +350,7 @@ def compare(
       progressbench compare --agent openai/gpt-5-mini --agent offline --seeds 3 --max-cost 2
     """
     from progressbench import compare as cmp
+    from progressbench import plugins as registry
     from progressbench.config import build_config, read_config_file
 
     store = _open(db)
@@ -362,6 +363,9 @@ def compare(
     base = build_config(file_values, overrides)
     chosen_agents = list(agents) or base.agents or ["offline"]
     chosen_strategies = list(strategies) or [base.strategy]
+
+    env = registry.get_environment(base.env)
+    env_metric = env.objective(env.pick_variant(base.variant)).metric
 
     def say(message: str) -> None:
         click.echo(message, err=True)
@@ -387,10 +391,6 @@ def compare(
         finally:
             progress.close()
 
-    from progressbench import plugins as registry
-
-    env = registry.get_environment(base.env)
-    env_metric = env.objective(env.pick_variant(base.variant)).metric
     result = cmp.compare(store, base, chosen_agents, chosen_strategies, seeds, execute, say=say)
     if fmt == "json":
         click.echo(

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from progressbench.errors import UserError
+
 if TYPE_CHECKING:
     from progressbench.environment import Environment
 
@@ -69,6 +71,19 @@ class Evaluator:
         self.variant = variant
         self.workers = workers
         self.options = options or {}
+
+    def checked_settings(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """``defaults`` overridden by the user's options; an unknown option or no worker at
+        all is a user error."""
+        unknown = sorted(set(self.options) - set(defaults))
+        if unknown:
+            raise UserError(
+                f"unknown option(s) for the {self.name} evaluator: {', '.join(unknown)} "
+                f"(known: {', '.join(defaults)})"
+            )
+        if self.workers < 1:
+            raise UserError(f"the {self.name} evaluator needs at least one worker")
+        return {**defaults, **self.options}
 
     def start(self) -> None:
         """Acquire workers (may take a while: e.g. warm imports)."""

@@ -53,6 +53,15 @@ def _allowed_external() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def register_modules(names: list[str]) -> None:
+    """Import and register plugin modules by name (environments that are not installed
+    through an entry point: tests, notebooks), once each."""
+    for name in names:
+        module = importlib.import_module(name)
+        if not pm.is_registered(module):
+            pm.register(module, name=name)
+
+
 def load_plugins() -> pluggy.PluginManager:
     """Load every entry-point plugin once; later calls return the same manager."""
     global _loaded

@@ -192,10 +192,7 @@ class Worker:
         # The evaluator's private directory (our cwd): job directories go there.
         self.jobs_dir = Path.cwd()
         plugins.load_plugins()
-        for name in init.get("plugin_modules", []):
-            module = importlib.import_module(name)
-            if not plugins.pm.is_registered(module):
-                plugins.pm.register(module, name=name)
+        plugins.register_modules(init.get("plugin_modules", []))
         self.env = plugins.get_environment(init["env"])
         for name in self.env.preload:
             importlib.import_module(name)

@@ -96,15 +96,7 @@ class LocalEvaluator(Evaluator):
         self, env: Environment, variant: str, workers: int, options: dict[str, Any] | None = None
     ):
         super().__init__(env, variant, workers, options)
-        unknown = sorted(set(self.options) - set(DEFAULTS))
-        if unknown:
-            raise UserError(
-                f"unknown option(s) for the local evaluator: {', '.join(unknown)} "
-                f"(known: {', '.join(DEFAULTS)})"
-            )
-        self.settings = {**DEFAULTS, **self.options}
-        if workers < 1:
-            raise UserError("the local evaluator needs at least one worker")
+        self.settings = self.checked_settings(DEFAULTS)
         self._workers: list[WarmWorker] = []
         self._free: queue.Queue[WarmWorker] = queue.Queue()
         self._leases: list[IO[str]] = []

@@ -40,17 +40,13 @@ class _Slot:
     ``local`` evaluator with one warm worker, on whichever node Ray placed it."""
 
     def __init__(self, env_name: str, variant: str, local_options: dict[str, Any]):
-        import importlib
         import os
 
         from progressbench import plugins
 
         plugins.load_plugins()
         # Environments from plugin modules (tests, notebooks) are registered here as well.
-        for name in local_options.get("plugin_modules", []):
-            module = importlib.import_module(name)
-            if not plugins.pm.is_registered(module):
-                plugins.pm.register(module, name=name)
+        plugins.register_modules(local_options.get("plugin_modules", []))
         env = plugins.get_environment(env_name)
         self.evaluator = plugins.get("evaluators", "local")(env, variant, 1, local_options)
         self.evaluator.start()
@@ -87,17 +83,9 @@ class RayEvaluator(Evaluator):
         self, env: Environment, variant: str, workers: int, options: dict[str, Any] | None = None
     ):
         super().__init__(env, variant, workers, options)
-        unknown = sorted(set(self.options) - set(DEFAULTS))
-        if unknown:
-            raise UserError(
-                f"unknown option(s) for the ray evaluator: {', '.join(unknown)} "
-                f"(known: {', '.join(DEFAULTS)})"
-            )
-        self.settings = {**DEFAULTS, **self.options}
+        self.settings = self.checked_settings(DEFAULTS)
         if not isinstance(self.settings["local"], dict):
             raise UserError("the ray evaluator's 'local' option must be a table of options")
-        if workers < 1:
-            raise UserError("the ray evaluator needs at least one worker")
         self._ray: Any = None
         self._actor_cls: Any = None
         self._started_cluster = False
