@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from progressbench.loader import load_program
+from progressbench.sandbox.loader import load_program
 from progressbench_environments.nanogpt import corpus
 from progressbench_environments.nanogpt.config import make_spec
 from progressbench_environments.nanogpt.env import PROGRAMS, NanoGPT

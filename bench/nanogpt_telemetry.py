@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from progressbench.loader import load_program
+from progressbench.sandbox.loader import load_program
 from progressbench_environments.nanogpt import corpus, telemetry
 from progressbench_environments.nanogpt.config import TINY, make_spec
 from progressbench_environments.nanogpt.env import PROGRAMS, NanoGPT

@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from progressbench import hookimpl
-from progressbench.environment import Assessment, Environment, Objective, Resources, SandboxContext
+from progressbench.contracts.environment import (
+    Assessment,
+    Environment,
+    Objective,
+    Resources,
+    SandboxContext,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 SECTION = "## Evaluation overhead"
@@ -67,7 +73,7 @@ class OverheadEnv(Environment):
         return Resources(cpus=1, seconds=60, memory_mb=2048)
 
     def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
-        from progressbench.loader import load_program
+        from progressbench.sandbox.loader import load_program
 
         return {"work_s": load_program(program).main()}
 
@@ -122,7 +128,7 @@ def direct(source: str, runs: int) -> dict[str, list[float]]:
 
 def via_evaluator(source: str, workers: int, evals: int) -> dict[str, Any]:
     from progressbench import plugins
-    from progressbench.evaluator import EvalJob
+    from progressbench.contracts.evaluator import EvalJob
     from progressbench_plugins.evaluators.local import LocalEvaluator
 
     env = plugins.get_environment(OverheadEnv.name)
@@ -224,7 +230,7 @@ def main() -> None:
     print()
     print(summary)
     if args.write_docs:
-        from progressbench.sandbox import capabilities
+        from progressbench.sandbox.core import capabilities
 
         caps = capabilities()
         machine = f"{platform.machine()}, {cpus} cores, Linux {platform.release()}"

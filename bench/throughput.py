@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from progressbench import plugins
-from progressbench.evaluator import EvalJob, Limits
+from progressbench.contracts.evaluator import EvalJob, Limits
 
 
 def rate(workers: int, jobs: int, rounds: int) -> float:

@@ -30,7 +30,7 @@ def _db_option(f: Any) -> Any:
 
 
 def _open(db: str | None) -> Any:
-    from progressbench.store import Store
+    from progressbench.store.database import Store
 
     return Store(db)
 
@@ -143,8 +143,8 @@ def run(
       progressbench run --agent openai/gpt-5 --agent anthropic/claude-sonnet-4-5 --weight 2 --weight 1
       progressbench run --resume 20261123-190501-a1b2c3
     """
-    from progressbench.config import build_config, read_config_file, validate_config
     from progressbench.errors import UserError
+    from progressbench.run.config import build_config, read_config_file, validate_config
 
     store = _open(db)
     overrides = dict(flags)
@@ -183,8 +183,8 @@ def run(
 
 def _execute(store: Any, config: Any, existing: Any) -> None:
     from progressbench import plugins
-    from progressbench.progress import Progress
-    from progressbench.runloop import RunLoop
+    from progressbench.run.loop import RunLoop
+    from progressbench.run.progress import Progress
 
     env = plugins.get_environment(config.env)
     metric = env.objective(env.pick_variant(config.variant)).metric
@@ -211,7 +211,7 @@ def _resume_cmd(store: Any, run_id: str) -> str:
     import shlex
     from pathlib import Path
 
-    from progressbench.store import DEFAULT_DB
+    from progressbench.store.database import DEFAULT_DB
 
     target = store.url
     if target.startswith("sqlite:///"):
@@ -253,7 +253,7 @@ def _summary(store: Any, run: Any, env: Any) -> None:
 @_db_option
 def show(run_id: str, frontier: bool, top: int, db: str | None) -> None:
     """Summarise a run: config, strategy state, best programs, failures, telemetry, cost."""
-    from progressbench.report import show_run
+    from progressbench.analysis.report import show_run
 
     click.echo(show_run(_open(db), run_id, frontier=frontier, top=top))
 
@@ -265,7 +265,7 @@ def show(run_id: str, frontier: bool, top: int, db: str | None) -> None:
 @_db_option
 def best(run_id: str, diff: bool, program_id: int | None, db: str | None) -> None:
     """Print the best valid program of a run (or its diff against the reference)."""
-    from progressbench.report import best_program
+    from progressbench.analysis.report import best_program
 
     click.echo(best_program(_open(db), run_id, diff=diff, program_id=program_id), nl=False)
 
@@ -275,7 +275,7 @@ def best(run_id: str, diff: bool, program_id: int | None, db: str | None) -> Non
 @_db_option
 def ideas(run_id: str, db: str | None) -> None:
     """List a run's ideas (meta-prompting stage 1) ranked by their effect on the score."""
-    from progressbench.report import ideas_table
+    from progressbench.analysis.report import ideas_table
 
     click.echo(ideas_table(_open(db), run_id))
 
@@ -296,7 +296,7 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
 
     The "verified" column shows the verdict of `progressbench verify` on the run's best program.
     """
-    from progressbench import leaderboard as lb
+    from progressbench.analysis import leaderboard as lb
 
     click.echo(lb.render(lb.rows(_open(db), env, verified_only), fmt))
 
@@ -349,9 +349,9 @@ def compare(
       progressbench compare --strategy islands --strategy greedy --strategy best-of-n --budget 50
       progressbench compare --agent openai/gpt-5-mini --agent offline --seeds 3 --max-cost 2
     """
-    from progressbench import compare as cmp
     from progressbench import plugins as registry
-    from progressbench.config import build_config, read_config_file
+    from progressbench.analysis import compare as cmp
+    from progressbench.run.config import build_config, read_config_file
 
     store = _open(db)
     overrides = dict(flags)
@@ -371,8 +371,8 @@ def compare(
         click.echo(message, err=True)
 
     def execute(config: Any, existing: Any) -> Any:
-        from progressbench.progress import Progress
-        from progressbench.runloop import RunLoop
+        from progressbench.run.loop import RunLoop
+        from progressbench.run.progress import Progress
 
         progress = Progress(env_metric)
         loop = RunLoop(store, config, run=existing, say=lambda _: None, progress=progress)
@@ -436,7 +436,7 @@ def verify(
     mean val loss below the target with p < 0.01), and the comparison with the reference.
     The leaderboard marks verified runs.
     """
-    from progressbench.verify import verify_program
+    from progressbench.analysis.verify import verify_program
 
     result = verify_program(
         _open(db), run_id, program_id, repeats, workers, say=lambda m: click.echo(m, err=True)
@@ -447,7 +447,7 @@ def verify(
 @cli.command()
 def doctor() -> None:
     """Report the isolation this machine gives candidate programs, and what is missing."""
-    from progressbench.sandbox import capabilities
+    from progressbench.sandbox.core import capabilities
 
     for key, value in capabilities().items():
         mark = "yes" if value is True else "no" if value is False else value

@@ -10,29 +10,29 @@ hookspec = HookspecMarker("progressbench")
 @hookspec
 def register_environments(register):
     """Register environments: call ``register(env)`` with an instance of
-    ``progressbench.environment.Environment`` for each objective this plugin provides."""
+    ``progressbench.contracts.environment.Environment`` for each objective this plugin provides."""
 
 
 @hookspec
 def register_evaluators(register):
     """Register evaluators: call ``register(cls)`` with a subclass of
-    ``progressbench.evaluator.Evaluator`` (it runs candidates under an environment's harness)."""
+    ``progressbench.contracts.evaluator.Evaluator`` (it runs candidates under an environment's harness)."""
 
 
 @hookspec
 def register_guards(register):
     """Register guards: call ``register(guard)`` with an instance of
-    ``progressbench.guard.Guard`` (static checks before a candidate runs, or checks of its
+    ``progressbench.contracts.guard.Guard`` (static checks before a candidate runs, or checks of its
     result after)."""
 
 
 @hookspec
 def register_strategies(register):
     """Register search strategies: call ``register(cls)`` with a subclass of
-    ``progressbench.strategy.Strategy``."""
+    ``progressbench.contracts.strategy.Strategy``."""
 
 
 @hookspec
 def register_agents(register):
-    """Register agents: call ``register(cls)`` with a subclass of ``progressbench.agent.Agent``
+    """Register agents: call ``register(cls)`` with a subclass of ``progressbench.contracts.agent.Agent``
     (it turns a prompt and a parent program into a reply holding edits)."""

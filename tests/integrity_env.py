@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from progressbench import hookimpl
-from progressbench.environment import Assessment, Environment, Objective, SandboxContext
-from progressbench.loader import load_program
+from progressbench.contracts.environment import Assessment, Environment, Objective, SandboxContext
+from progressbench.sandbox.loader import load_program
 
 BASELINE = """\
 import numpy as np

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from progressbench import hookimpl
-from progressbench.environment import Assessment, Environment, Objective, SandboxContext
-from progressbench.loader import load_program
+from progressbench.contracts.environment import Assessment, Environment, Objective, SandboxContext
+from progressbench.sandbox.loader import load_program
 
 
 def probe(program: Path, ctx: SandboxContext) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import tomllib
 
 from conftest import REPO
 
-from progressbench.config import validate_config
+from progressbench.run.config import validate_config
 
 
 def test_configuration_example_is_a_valid_config():

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, cli_env, pb, query
 
 from progressbench import hookimpl, hookspecs, plugins
-from progressbench.environment import Environment
+from progressbench.contracts.environment import Environment
 from progressbench.errors import PluginError
 
 

@@ -12,8 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.environment import (
+from progressbench import (
     Assessment,
     Environment,
     Feature,
@@ -21,6 +20,7 @@ from progressbench.environment import (
     Resources,
     SandboxContext,
     Variant,
+    hookimpl,
 )
 
 N_CIRCLES = 26
@@ -65,7 +65,7 @@ class CirclePacking(Environment):
         return self.run(program, ctx)
 
     def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
-        from progressbench.loader import load_program
+        from progressbench import load_program
 
         module = load_program(program)
         if not hasattr(module, "run_packing"):

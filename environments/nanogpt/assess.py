@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from progressbench.environment import Assessment
+from progressbench import Assessment
 
 from .config import BUDGET_SLACK, VARIANTS, VariantSpec
 

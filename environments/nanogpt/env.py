@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from progressbench.environment import (
+from progressbench import (
     Assessment,
     Environment,
     Feature,

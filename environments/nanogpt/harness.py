@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from progressbench.loader import load_program
+from progressbench import load_program
 
 from . import data, integrity, losses, static, telemetry
 from .config import RunSpec

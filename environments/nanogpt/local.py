@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from progressbench.environment import Assessment, SandboxContext
+from progressbench import Assessment, SandboxContext
 
 from .env import NanoGPT
 

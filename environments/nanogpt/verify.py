@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from progressbench.loader import load_program
+from progressbench import load_program
 
 from . import data, integrity, losses
 from .config import BUDGET_SLACK, RunSpec

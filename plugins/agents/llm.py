@@ -13,8 +13,7 @@ import random
 import time
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.agent import Agent, AgentReply, AgentRequest, LLMCall
+from progressbench import Agent, AgentReply, AgentRequest, LLMCall, hookimpl
 
 RETRYABLE = (
     "RateLimitError",

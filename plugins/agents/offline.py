@@ -52,10 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from progressbench import hookimpl
-from progressbench.agent import Agent, AgentReply, AgentRequest, LLMCall
-from progressbench.edits import apply_reply, evolve_regions
-from progressbench.errors import EditError
+from progressbench import Agent, AgentReply, AgentRequest, EditError, LLMCall, edits, hookimpl
 
 _KNOB_COMMENT_RE = re.compile(r"#\s*knob:\s*(?P<spec>.*?)\s*$")
 _RANGE_RE = re.compile(r"^\[\s*(?P<lo>[^,\]]+?)\s*,\s*(?P<hi>[^,\]]+?)\s*\]\s*(?P<flags>[\w\s]*)$")
@@ -167,7 +164,7 @@ def _lines(code: str) -> list[str]:
 def _evolvable_lines(code: str) -> set[int]:
     """1-based numbers of the lines inside EVOLVE blocks (marker lines excluded)."""
     numbers: set[int] = set()
-    for start, end in evolve_regions(code):
+    for start, end in edits.evolve_regions(code):
         first = code.count("\n", 0, start) + 1
         numbers.update(range(first, first + code.count("\n", start, end)))
     return numbers
@@ -524,7 +521,7 @@ def _render_blocks(code: str, changes: list[_Change]) -> str | None:
     lines = _lines(code)
     keys = [line.rstrip() for line in lines]
     regions = []
-    for start, end in evolve_regions(code):
+    for start, end in edits.evolve_regions(code):
         first = code.count("\n", 0, start)
         regions.append(range(first, first + code.count("\n", start, end)))
     spans: list[tuple[int, int, list[_Change]]] = []
@@ -562,7 +559,7 @@ def _render_blocks(code: str, changes: list[_Change]) -> str | None:
 def _valid_reply(code: str, text: str) -> bool:
     """Whether ``text`` applies cleanly to ``code`` and the result compiles."""
     try:
-        applied = apply_reply(code, text)
+        applied = edits.apply_reply(code, text)
         compile(applied.code, "<child>", "exec")
     except (EditError, SyntaxError, ValueError):
         return False

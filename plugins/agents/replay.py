@@ -11,9 +11,7 @@ import threading
 from collections import defaultdict
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.agent import Agent, AgentReply, AgentRequest, LLMCall
-from progressbench.errors import UserError
+from progressbench import Agent, AgentReply, AgentRequest, LLMCall, UserError, hookimpl
 
 
 class ReplayAgent(Agent):

@@ -1,6 +1,6 @@
 """The ``local`` evaluator: each candidate runs in a fresh, isolated child of a warm worker
-process on this machine. How the isolation works: ``progressbench.sandbox`` (platform side)
-and ``progressbench.worker`` (worker side)."""
+process on this machine. How the isolation works: ``progressbench.sandbox.core`` (platform side)
+and ``progressbench.sandbox.worker`` (worker side)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,8 @@ from typing import IO, Any, ClassVar
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from progressbench import hookimpl
-from progressbench.environment import Environment
-from progressbench.errors import UserError
-from progressbench.evaluator import EvalJob, EvalOutcome, Evaluator
-from progressbench.sandbox import (
+from progressbench import Environment, EvalJob, EvalOutcome, Evaluator, UserError, hookimpl
+from progressbench.sandbox.core import (
     DEFAULT_UID_BASE,
     PR_SET_DUMPABLE,
     WarmWorker,

@@ -17,10 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from progressbench import hookimpl
-from progressbench.environment import Environment
-from progressbench.errors import UserError
-from progressbench.evaluator import EvalJob, EvalOutcome, Evaluator
+from progressbench import Environment, EvalJob, EvalOutcome, Evaluator, UserError, hookimpl
 
 DEFAULTS: dict[str, Any] = {
     # Cluster address ("auto", "ray://host:10001", ...); None: the RAY_ADDRESS variable, else

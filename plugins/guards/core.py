@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from progressbench import edits, hookimpl
-from progressbench.environment import Environment
-from progressbench.guard import Guard, Verdict
+from progressbench import Environment, Guard, Verdict, edits, hookimpl
 
 
 class SyntaxGuard(Guard):

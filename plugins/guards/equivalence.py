@@ -28,10 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.environment import Environment, SandboxContext
-from progressbench.evaluator import EvalJob, Limits
-from progressbench.guard import Guard, Sandbox, Verdict
+from progressbench import (
+    Environment,
+    EvalJob,
+    Guard,
+    Limits,
+    Sandbox,
+    SandboxContext,
+    Verdict,
+    hookimpl,
+)
 from progressbench_plugins.guards.rules import EquivalenceSpec, rules_for
 
 ENTRY = f"{__name__}:probe"
@@ -77,7 +83,7 @@ def probe(program: Path, ctx: SandboxContext) -> dict[str, Any]:
     if opts["role"] == "reference":
         function = resolve(opts["reference"])
     else:
-        from progressbench.loader import load_program
+        from progressbench import load_program
 
         function = getattr(load_program(program), opts["function"], None)
         if not callable(function):

@@ -22,9 +22,7 @@ import os
 import re
 from typing import Any, ClassVar
 
-from progressbench import edits, hookimpl
-from progressbench.environment import Environment
-from progressbench.guard import Guard, Sandbox, Verdict
+from progressbench import Environment, Guard, Sandbox, Verdict, edits, hookimpl
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 MODEL_ENV = "PROGRESSBENCH_JUDGE_MODEL"

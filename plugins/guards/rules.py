@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from progressbench.environment import Environment
-from progressbench.errors import PluginError
+from progressbench import Environment, PluginError
 
 
 class EquivalenceSpec(BaseModel):

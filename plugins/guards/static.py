@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
-from progressbench import edits, hookimpl
-from progressbench.environment import Environment
-from progressbench.errors import EditError
-from progressbench.guard import Guard, Verdict
+from progressbench import EditError, Environment, Guard, Verdict, edits, hookimpl
 from progressbench_plugins.guards.rules import GuardRules, rules_for
 
 # Modules a candidate may not import, by what they would give it. A module forbids its

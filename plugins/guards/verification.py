@@ -20,10 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.environment import Assessment, Environment
-from progressbench.evaluator import EvalOutcome
-from progressbench.guard import Guard, Verdict
+from progressbench import Assessment, Environment, EvalOutcome, Guard, Verdict, hookimpl
 from progressbench_plugins.guards.rules import rules_for
 
 TELEMETRY_KEY = "agreement"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.strategy import Strategy, Task
+from progressbench import Strategy, Task, hookimpl
 
 
 class BestOfN(Strategy):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
-from progressbench.strategy import ProgramView, Strategy, StrategyContext, Task
+from progressbench import ProgramView, Strategy, StrategyContext, Task, hookimpl
 
 
 class Greedy(Strategy):

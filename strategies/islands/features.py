@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from progressbench.environment import Feature
-from progressbench.strategy import ProgramView
+from progressbench import Feature, ProgramView
 
 Cell = tuple[int, ...]
 

@@ -1,6 +1,6 @@
 """Prompts of the two meta-prompting stages, and the island summary stage 1 shows.
 
-Templates are looked up like the core's (``progressbench.prompts.template``): a user's
+Templates are looked up like the core's (``progressbench.run.prompts.template``): a user's
 ``prompt_dir`` overrides them, per environment or globally, and this package's ``templates``
 folder is the default.
 """
@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-from progressbench import prompts
-from progressbench.strategy import ProgramView, StrategyContext
+from progressbench import ProgramView, StrategyContext, prompts
 
 from .island import IdeaRecord, Island
 

@@ -15,15 +15,15 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from progressbench import prompts
-from progressbench.errors import UserError
-from progressbench.strategy import (
+from progressbench import (
     ProgramView,
     Proposal,
     ProposalSession,
     Strategy,
     StrategyContext,
     Task,
+    UserError,
+    prompts,
 )
 
 from . import prompting

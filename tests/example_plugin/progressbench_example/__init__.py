@@ -7,10 +7,17 @@ no change to progressbench itself.
 import math
 from pathlib import Path
 
-from progressbench import hookimpl
-from progressbench.environment import Assessment, Environment, Objective, Resources, SandboxContext
-from progressbench.loader import load_program
-from progressbench.strategy import Strategy, Task
+from progressbench import (
+    Assessment,
+    Environment,
+    Objective,
+    Resources,
+    SandboxContext,
+    Strategy,
+    Task,
+    hookimpl,
+    load_program,
+)
 
 BASELINE = """\
 # EVOLVE-BLOCK-START

@@ -1,0 +1,198 @@
+"""Text reports over stored runs: ``show``, ``best``, ``ideas``."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from tabulate import tabulate
+
+from progressbench import plugins
+from progressbench.errors import PluginError, UserError
+from progressbench.store.database import Run, Store
+
+
+def _env(run: Run) -> Any | None:
+    try:
+        return plugins.get_environment(run.env)
+    except PluginError:
+        return None
+
+
+def _strategy_summary(run: Run, env: Any) -> str:
+    from progressbench.contracts.strategy import StrategyContext
+
+    try:
+        cls = plugins.get("strategies", run.strategy)
+        config = run.config
+        strategy = cls(
+            StrategyContext(
+                objective=env.objective(run.variant),
+                features=env.features(run.variant),
+                seed=run.seed,
+                budget=run.budget,
+                options=config.get("strategy_options", {}),
+                reference_id=run.reference_id or 0,
+                env=run.env,
+            )
+        )
+        state = json.loads(run.strategy_state_json or "{}")
+        if state:
+            strategy.restore(state)
+        return strategy.describe()
+    except Exception as exc:  # a report must not die on an old or foreign strategy state
+        return f"(strategy state unavailable: {exc})"
+
+
+def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -> str:
+    run = store.get_run(run_id)
+    env = _env(run)
+    metric = env.objective(run.variant).metric if env else "metric"
+    out = [
+        f"run {run.id}  [{run.status}{': ' + run.message if run.message else ''}]",
+        f"  env {run.env} / {run.variant}   strategy {run.strategy}   agent {run.agent}   seed {run.seed}",
+        f"  children {run.n_children}/{run.budget}: {run.n_valid} valid, {run.n_failed} failed, "
+        f"{run.n_retries} fast-catcher retries   cost ${run.cost_usd:.4f}   wall {run.wall_time_s:.1f}s",
+        f"  reference {metric} {_f(run.reference_metric)}   best {_f(run.best_metric)} "
+        f"(program {run.best_program_id})",
+    ]
+    if env:
+        summary = _strategy_summary(run, env)
+        if summary:
+            out += ["", "strategy:"] + ["  " + line for line in summary.splitlines()]
+    programs = store.programs(run.id)
+    statuses = Counter(p.status for p in programs if not p.is_reference)
+    out += ["", "programs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
+    modes = Counter(p.mode for p in programs if not p.is_reference)
+    if modes:
+        out.append("prompting: " + ", ".join(f"{k} {v}" for k, v in sorted(modes.items())))
+    valid = sorted((p for p in programs if p.status == "valid"), key=lambda p: -(p.score or 0))
+    rows = [
+        [
+            p.id,
+            p.parent_ids[0] if p.parent_ids else "-",
+            p.island,
+            p.generation,
+            _f(p.metric),
+            _f(p.score),
+            p.retries,
+            (p.idea or p.mode)[:48],
+        ]
+        for p in valid[:top]
+    ]
+    if rows:
+        out += [
+            "",
+            f"top {len(rows)} valid programs:",
+            tabulate(
+                rows,
+                headers=["id", "parent", "island", "gen", metric, "score", "retries", "idea/mode"],
+            ),
+        ]
+    failures = [p for p in programs if p.status in ("failed", "rejected", "invalid")]
+    if failures:
+        reasons = Counter(_reason(p.error) for p in failures)
+        out += ["", "failure reasons:"] + [f"  {n:4d}  {r}" for r, n in reasons.most_common(8)]
+    best_id = run.best_program_id
+    if env and best_id is not None:
+        ev = store.evaluation(best_id)
+        if ev is not None and ev.telemetry:
+            out += ["", f"telemetry of program {best_id}:"]
+            out += ["  " + line for line in env.format_telemetry(ev.telemetry).splitlines()]
+    calls = store.llm_calls(run.id)
+    if calls:
+        models = Counter(c.model for c in calls)
+        tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+        errors = sum(1 for c in calls if c.error)
+        out += [
+            "",
+            f"agent calls: {len(calls)} ({', '.join(f'{m} {n}' for m, n in models.items())}), "
+            f"{tokens} tokens, {errors} errors",
+        ]
+    if frontier:
+        out += ["", frontier_text(store, run, env)]
+    return "\n".join(out)
+
+
+def frontier_text(store: Store, run: Run, env: Any) -> str:
+    axes = getattr(env, "frontier", None) if env else None
+    if not axes:
+        return f"environment {run.env!r} declares no efficiency frontier"
+    x, y = axes
+    points = []
+    for ev in store.evaluations(run.id):
+        m = ev.metrics
+        if ev.valid and x in m and y in m:
+            points.append((m[x], m[y], ev.program_id))
+    front = pareto_front(points)
+    if not front:
+        return f"efficiency frontier ({x} vs {y}): no valid program reports both metrics"
+    rows = [[_f(a), _f(b), pid] for a, b, pid in front]
+    return f"efficiency frontier ({y} vs {x}, both minimised):\n" + tabulate(
+        rows, headers=[x, y, "program"]
+    )
+
+
+def pareto_front(points: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """Points no other point beats on both axes (both minimised), sorted by x."""
+    front: list[tuple[float, float, int]] = []
+    for p in sorted(points):
+        if not front or p[1] < front[-1][1]:
+            front.append(p)
+    return front
+
+
+def best_program(
+    store: Store, run_id: str, diff: bool = False, program_id: int | None = None
+) -> str:
+    from progressbench.run.edits import unified_diff
+
+    run = store.get_run(run_id)
+    pid = program_id if program_id is not None else run.best_program_id
+    if pid is None:
+        raise UserError(f"run {run.id} has no valid program yet")
+    program = store.get_program(pid)
+    if program.run_id != run.id:
+        raise UserError(f"program {pid} belongs to run {program.run_id}, not {run.id}")
+    if not diff:
+        return program.code
+    reference = store.get_program(run.reference_id)
+    text = unified_diff(reference.code, program.code)
+    return text or "(identical to the reference)\n"
+
+
+def ideas_table(store: Store, run_id: str) -> str:
+    run = store.get_run(run_id)
+    programs = {p.id: p for p in store.programs(run.id)}
+    rows = []
+    for p in programs.values():
+        if not p.idea:
+            continue
+        parent = programs.get(p.parent_ids[0]) if p.parent_ids else None
+        effect = (
+            (p.score - parent.score)
+            if p.score is not None and parent and parent.score is not None
+            else None
+        )
+        rows.append((effect, p))
+    if not rows:
+        return f"run {run.id} recorded no ideas (ideas come from meta-prompting strategies such as islands)"
+    rows.sort(key=lambda r: (r[0] is None, -(r[0] or 0.0)))
+    table = [
+        [p.id, p.island, p.status, "-" if e is None else f"{e:+.6g}", _one_line(p.idea)[:90]]
+        for e, p in rows
+    ]
+    return tabulate(table, headers=["program", "island", "status", "effect", "idea"])
+
+
+def _reason(error: str) -> str:
+    return _one_line(error)[:100] or "(no reason recorded)"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"

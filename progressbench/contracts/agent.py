@@ -1,0 +1,95 @@
+"""The agent contract: turn a prompt about a parent program into a reply holding edits.
+
+Replies are plain text in the SEARCH/REPLACE format of ``progressbench.run.edits`` (or a whole
+program in one fenced block); the core parses and applies them, so every agent, LLM or not,
+is held to the same rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+Purpose = Literal["edit", "idea", "implement", "fix"]
+
+
+class LLMCall(BaseModel):
+    """One call to a model (or to the offline agent), stored as it happens."""
+
+    agent: str
+    model: str
+    purpose: str
+    messages: list[dict[str, str]]
+    response: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    error: str = ""
+
+
+class AgentRequest(BaseModel):
+    purpose: Purpose
+    system: str
+    prompt: str
+    parent_code: str
+    # Per-request seed: agents that sample use it so a run is reproducible.
+    seed: int
+    idea: str | None = None
+    error: str | None = None
+    # Stable identity of this request within its run; the replay agent keys on it.
+    key: str = ""
+
+    def messages(self) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.prompt},
+        ]
+
+
+class AgentReply(BaseModel):
+    text: str = ""
+    calls: list[LLMCall] = Field(default_factory=list)
+    # Set when no usable reply came back (after the agent's own retries).
+    error: str = ""
+
+
+class AgentOptions(BaseModel):
+    temperature: float = 0.7
+    max_tokens: int = 4096
+    timeout_s: float = 120.0
+    retries: int = 4
+    # Free-form per-agent settings from the config (e.g. api_base).
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Agent:
+    """Base class for agent plugins; register the class through ``register_agents``.
+
+    An agent spec on the command line is ``NAME`` or ``NAME:ARG`` for a registered agent;
+    any other string goes to the agent that sets ``accepts_model_strings`` (the LLM agent),
+    so ``--agent openai/gpt-5`` works for any provider.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    accepts_model_strings: ClassVar[bool] = False
+    # Whether this agent needs network access / provider keys.
+    online: ClassVar[bool] = False
+
+    def __init__(self, arg: str | None, options: AgentOptions):
+        self.arg = arg
+        self.options = options
+
+    @property
+    def label(self) -> str:
+        """How the agent appears in the store and on the leaderboard."""
+        return f"{self.name}:{self.arg}" if self.arg else self.name
+
+    def bind(self, store: Any) -> None:
+        """Called once before the run starts, with the run's ``progressbench.store.database.Store``
+        (agents that read recorded runs, like ``replay``, need it)."""
+
+    def reply(self, request: AgentRequest) -> AgentReply:
+        raise NotImplementedError

@@ -1,0 +1,163 @@
+"""The environment contract: an open objective, its reference program and its protected harness.
+
+Methods run in two places. ``smoke``, ``run`` and ``verify`` execute inside an isolated
+sandbox child (forked from a warm worker that imported ``preload``), next to hostile code, and
+return plain JSON data. ``assess`` runs in the platform process on that JSON data only and is
+the sole source of the metrics and score that get stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Objective(BaseModel):
+    """What is being optimised and what "good" means."""
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    target: float | None = None
+    unit: str = ""
+    # Known public records for this metric, by who set them (shown beside scores).
+    records: dict[str, float] = Field(default_factory=dict)
+
+    def best_record(self) -> tuple[str, float] | None:
+        if not self.records:
+            return None
+        pick = max if self.direction == "maximize" else min
+        name = pick(self.records, key=self.records.__getitem__)
+        return name, self.records[name]
+
+    def improvement(self, value: float, reference: float) -> float:
+        """Signed progress of ``value`` over ``reference``: positive is better."""
+        return value - reference if self.direction == "maximize" else reference - value
+
+
+class Resources(BaseModel):
+    """What one evaluation needs; evaluators use it for limits and placement."""
+
+    cpus: float = 1.0
+    gpus: int = 0
+    seconds: float = 60.0
+    smoke_seconds: float = 20.0
+    memory_mb: int = 2048
+    # Largest single file and total scratch space one evaluation may write (checkpoints);
+    # None: the evaluator's defaults (256 MB a file; half the free disk space in all).
+    file_mb: int | None = None
+    disk_mb: int | None = None
+
+
+class Feature(BaseModel):
+    """A behavioural descriptor the strategy may use (e.g. MAP-Elites axes)."""
+
+    name: str
+    low: float
+    high: float
+    bins: int = 10
+
+
+class Variant(BaseModel):
+    name: str
+    description: str = ""
+    requires_gpu: bool = False
+
+
+class Assessment(BaseModel):
+    """The trusted verdict on one run of one program."""
+
+    valid: bool
+    # Fitness for strategies and ranking: higher is always better.
+    score: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    features: dict[str, float] = Field(default_factory=dict)
+    telemetry: dict[str, Any] = Field(default_factory=dict)
+    reason: str = ""
+
+
+class SandboxContext(BaseModel):
+    """What the harness gets inside the sandbox child."""
+
+    variant: str
+    mode: Literal["smoke", "full", "verify", "call"]
+    seed: int
+    scratch: Path
+    time_limit: float
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Environment:
+    """Base class for environment plugins. Subclass, fill the class attributes, and register
+    an instance through the ``register_environments`` hook."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    variants: ClassVar[dict[str, Variant]] = {"default": Variant(name="default")}
+    default_variant: ClassVar[str] = "default"
+    # Modules a warm worker imports once, before forking a child per candidate.
+    preload: ClassVar[tuple[str, ...]] = ()
+    # Whether ``verify`` re-checks the result in a fresh process after ``run``.
+    verifies: ClassVar[bool] = False
+    # Two metric names (x, y), both minimised, whose Pareto front over a run's programs
+    # ``show --frontier`` prints (nanogpt: training time vs validation loss).
+    frontier: ClassVar[tuple[str, str] | None] = None
+
+    # --- platform side -----------------------------------------------------------------
+    def pick_variant(self, requested: str | None) -> str:
+        """The variant to use when the user names none (may depend on the hardware)."""
+        return requested or self.default_variant
+
+    def unavailable(self, variant: str) -> str | None:
+        """Why ``variant`` cannot run on this machine, or None when it can."""
+        return None
+
+    def objective(self, variant: str) -> Objective:
+        raise NotImplementedError
+
+    def baseline(self, variant: str) -> str:
+        """Source code of the reference program."""
+        raise NotImplementedError
+
+    def resources(self, variant: str) -> Resources:
+        return Resources()
+
+    def features(self, variant: str) -> list[Feature]:
+        return []
+
+    def task_description(self, variant: str) -> str:
+        """The problem statement shown to agents."""
+        return self.description
+
+    def assess(
+        self, raw: dict[str, Any], verified: dict[str, Any] | None, variant: str
+    ) -> Assessment:
+        """Turn the sandbox's JSON output into trusted metrics; never trust the program's
+        own claims."""
+        raise NotImplementedError
+
+    def fetch_data(self, variant: str, dest: Path | None, options: dict[str, Any]) -> str:
+        """Download or generate what ``variant`` needs (``progressbench data ENV``); returns a
+        one-line summary of what is where."""
+        return f"{self.name} needs no data"
+
+    def format_telemetry(self, telemetry: dict[str, Any]) -> str:
+        """A compact text form of telemetry for prompts."""
+        return ""
+
+    # --- sandbox side ------------------------------------------------------------------
+    def smoke(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        """A quick check that the program loads and runs at all (default: import it)."""
+        from progressbench.sandbox.loader import load_program
+
+        load_program(program)
+        return {}
+
+    def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        """Run the program under the harness and return JSON-able raw results."""
+        raise NotImplementedError
+
+    def verify(self, program: Path, raw: dict[str, Any], ctx: SandboxContext) -> dict[str, Any]:
+        """Recompute the result in a fresh process from ``run``'s artifacts in ctx.scratch."""
+        return {}

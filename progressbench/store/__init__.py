@@ -1,0 +1,1 @@
+"""The store: sqlmodel tables and the Store that writes them as things happen."""
