@@ -213,11 +213,9 @@ def _resume_cmd(store: Any, run_id: str) -> str:
 
     from progressbench.store.database import DEFAULT_DB
 
-    target = store.url
-    if target.startswith("sqlite:///"):
-        target = target[len("sqlite:///") :]
-        if Path(target) == Path(DEFAULT_DB).resolve():
-            return f"progressbench run --resume {run_id}"
+    if store.path is not None and store.path == Path(DEFAULT_DB).resolve():
+        return f"progressbench run --resume {run_id}"
+    target = str(store.path) if store.path is not None else store.url
     return f"progressbench run --resume {run_id} --db {shlex.quote(target)}"
 
 
@@ -237,8 +235,7 @@ def _summary(store: Any, run: Any, env: Any) -> None:
         if record:
             line += f"; best known {record[1]:g} ({record[0]})"
         lines.append(line)
-    where = store.url[len("sqlite:///") :] if store.url.startswith("sqlite:///") else store.url
-    lines.append(f"results in {where}")
+    lines.append(f"results in {store.location}")
     lines.append(
         f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
         "progressbench leaderboard"

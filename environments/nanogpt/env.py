@@ -157,7 +157,7 @@ class NanoGPT(Environment):
         )
 
     def guard_rules(self, variant: str) -> dict[str, Any]:
-        """For the platform's integrity guards (duck-typed, see docs/integrity.md): the
+        """For the platform's integrity guards (see docs/integrity.md): the
         functions the harness's measurements rest on may not be rebound, and the harness owns
         the seed (a program that seeds itself makes re-runs with fresh seeds identical)."""
         return {

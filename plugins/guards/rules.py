@@ -1,14 +1,12 @@
 """What an environment tells the integrity guards, read from its optional ``guard_rules``.
 
-An environment opts in by defining ``guard_rules(variant) -> dict`` (duck-typed: the core's
-``Environment`` does not declare it, so an environment needs no dependency on these guards).
+An environment opts in by overriding ``Environment.guard_rules(variant) -> dict`` (declared
+on the contract, default ``{}``), so an environment needs no dependency on these guards.
 Every key is optional; docs/integrity.md describes each one. The dict is validated here, so
 a misspelt key fails loudly instead of silently weakening a guard.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -58,12 +56,8 @@ class GuardRules(BaseModel):
 
 def rules_for(env: Environment, variant: str) -> GuardRules:
     """The environment's guard rules for ``variant`` (empty rules when it declares none)."""
-    method = getattr(env, "guard_rules", None)
-    if method is None:
-        return GuardRules()
-    raw: Any = method(variant)
     try:
-        return GuardRules.model_validate(raw or {})
+        return GuardRules.model_validate(env.guard_rules(variant) or {})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "guard_rules"

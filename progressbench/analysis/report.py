@@ -116,7 +116,7 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
 
 
 def frontier_text(store: Store, run: Run, env: Any) -> str:
-    axes = getattr(env, "frontier", None) if env else None
+    axes = env.frontier if env else None
     if not axes:
         return f"environment {run.env!r} declares no efficiency frontier"
     x, y = axes

@@ -42,8 +42,7 @@ ALPHA = 0.01
 
 class Protocol(BaseModel):
     """What ``verify`` tests. Environments may override the defaults (taken from their
-    objective) with a ``verification(variant) -> dict`` method, duck-typed like
-    ``guard_rules``: nanogpt tests the validation loss against its target while its
+    objective) with ``Environment.verification(variant)``: nanogpt tests the validation loss against its target while its
     objective ranks time to reach it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,9 +63,8 @@ def protocol_for(env: Environment, variant: str) -> Protocol:
         "target": objective.target,
         "compare": [objective.metric],
     }
-    method = getattr(env, "verification", None)
     try:
-        return Protocol.model_validate({**base, **(method(variant) if method else {})})
+        return Protocol.model_validate({**base, **env.verification(variant)})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

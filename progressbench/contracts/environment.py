@@ -146,6 +146,22 @@ class Environment:
         """A compact text form of telemetry for prompts."""
         return ""
 
+    def guard_rules(self, variant: str) -> dict[str, Any]:
+        """What the platform's integrity guards enforce for ``variant`` beyond their defaults:
+        protected names, allowed or forbidden modules and attributes, equivalence and
+        agreement checks (the fields of ``GuardRules`` in docs/integrity.md). Default: none."""
+        return {}
+
+    def verification(self, variant: str) -> dict[str, Any]:
+        """Overrides of what ``progressbench verify`` tests (metric, direction, target, alpha,
+        compare); default: the objective's metric against its target."""
+        return {}
+
+    def readable_paths(self, variant: str) -> list[str]:
+        """Paths outside the interpreter and packages that sandboxed code must be able to
+        read (e.g. data under the platform user's hidden home). Default: none."""
+        return []
+
     # --- sandbox side ------------------------------------------------------------------
     def smoke(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
         """A quick check that the program loads and runs at all (default: import it)."""

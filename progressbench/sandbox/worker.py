@@ -229,9 +229,7 @@ class Worker:
             origin = getattr(module, "__file__", None)
             if "." not in name and isinstance(origin, str):
                 paths.add(os.path.dirname(origin))
-        declared = getattr(self.env, "readable_paths", None)
-        if declared is not None:
-            paths.update(str(p) for p in declared(self.variant))
+        paths.update(str(p) for p in self.env.readable_paths(self.variant))
         return sorted(p for p in paths if p and os.path.exists(p))
 
     # --- the loop ----------------------------------------------------------------------

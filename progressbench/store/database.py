@@ -25,6 +25,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine, select
 from progressbench.errors import UserError
 
 DEFAULT_DB = "progressbench.db"
+SQLITE = "sqlite:///"
 
 
 def utcnow() -> datetime:
@@ -222,7 +223,7 @@ def resolve_url(db: str | None) -> str:
             raise UserError(f"--db {db!r} is a directory; give a file path or a database URL")
         if not path.parent.exists():
             raise UserError(f"--db {db!r}: folder {str(path.parent)!r} does not exist")
-        return f"sqlite:///{path.resolve()}"
+        return f"{SQLITE}{path.resolve()}"
     try:
         url = make_url(db)
     except (ArgumentError, ValueError):
@@ -249,7 +250,7 @@ class Store:
             raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        path = Path(self.url[len("sqlite:///") :]) if self.url.startswith("sqlite:///") else None
+        path = self.path
         fresh = path is not None and not path.exists()
         try:
             SQLModel.metadata.create_all(self.engine)
@@ -260,6 +261,16 @@ class Store:
             # shared-memory files the same mode.
             path.chmod(0o600)
         self._lock = threading.RLock()
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, for SQLite; None for a server database."""
+        return Path(self.url[len(SQLITE) :]) if self.url.startswith(SQLITE) else None
+
+    @property
+    def location(self) -> str:
+        """Where the records are, for messages: the file, or the URL without its password."""
+        return str(self.path) if self.path is not None else _safe(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
