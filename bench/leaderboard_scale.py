@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from progressbench.contracts.environment import Objective
-from progressbench.store.database import Evaluation, Program, Store, code_hash
+from progressbench.store import Evaluation, Program, Store, code_hash
 
 OBJECTIVE = Objective(
     metric="sum_radii", direction="maximize", records={"ShinkaEvolve": 2.63598}

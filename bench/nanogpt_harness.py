@@ -15,7 +15,7 @@ off-clock time (checkpoints, probes, corpus generation) is reported beside them.
 
     python bench/nanogpt_harness.py [--steps 200] [--repeats 3] [--threads 2] [--program PATH]
 
-With a very small program (tests/nanogpt_data/small_gpt.py, a few ms per step) the harness's
+With a very small program (tests/environments/nanogpt/nanogpt_data/small_gpt.py, a few ms per step) the harness's
 fixed cost per step stands out; with the reference it is lost in the noise.
 """
 

@@ -21,7 +21,7 @@ def rate(workers: int, jobs: int, rounds: int) -> float:
     env = plugins.get_environment("circle-packing")
     cls = plugins.get("evaluators", "local")
     code = env.baseline("n26").replace("GROW_ROUNDS = 0  #", f"GROW_ROUNDS = {rounds}  #")
-    job = EvalJob(program=code, mode="full", limits=Limits(seconds=60, memory_mb=1024))
+    job = EvalJob(program=code, phase="full", limits=Limits(seconds=60, memory_mb=1024))
     with cls(env, "n26", workers) as evaluator:
         evaluator.evaluate(job)  # warm-up: the first fork after start
         t = time.perf_counter()

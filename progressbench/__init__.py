@@ -30,13 +30,15 @@ _EXPORTS: dict[str, str] = {
             "Resources",
             "SandboxContext",
             "Variant",
+            "format_score",
         ],
         "progressbench.contracts.environment",
     ),
     **dict.fromkeys(
-        ["ProgramView", "Task", "Proposal", "ProposalSession", "Strategy", "StrategyContext"],
+        ["Task", "Proposal", "ProposalSession", "Strategy", "StrategyContext"],
         "progressbench.contracts.strategy",
     ),
+    "ProgramView": "progressbench.contracts.program",
     **dict.fromkeys(
         ["Agent", "AgentOptions", "AgentReply", "AgentRequest", "LLMCall", "Purpose"],
         "progressbench.contracts.agent",
@@ -47,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["EditError", "PluginError", "UserError"], "progressbench.errors"),
     "load_program": "progressbench.sandbox.loader",
+    "code_hash": "progressbench.store.hashing",
 }
 # Modules plugins use as a whole: SEARCH/REPLACE edits and EVOLVE blocks, prompt templates.
 _MODULES = {"edits": "progressbench.run.edits", "prompts": "progressbench.run.prompts"}
@@ -83,6 +86,8 @@ __all__ = [
     "UserError",
     "Variant",
     "Verdict",
+    "code_hash",
+    "format_score",
     "load_program",
     "edits",
     "prompts",
@@ -121,11 +126,12 @@ if TYPE_CHECKING:
         Resources,
         SandboxContext,
         Variant,
+        format_score,
     )
     from progressbench.contracts.evaluator import EvalJob, EvalOutcome, Evaluator, Limits
     from progressbench.contracts.guard import Guard, Sandbox, Verdict
+    from progressbench.contracts.program import ProgramView
     from progressbench.contracts.strategy import (
-        ProgramView,
         Proposal,
         ProposalSession,
         Strategy,
@@ -135,3 +141,4 @@ if TYPE_CHECKING:
     from progressbench.errors import EditError, PluginError, UserError
     from progressbench.run import edits, prompts
     from progressbench.sandbox.loader import load_program
+    from progressbench.store.hashing import code_hash

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import click
 
@@ -30,25 +31,53 @@ def _db_option(f: Any) -> Any:
 
 
 def _open(db: str | None) -> Any:
-    from progressbench.store.database import Store
+    from progressbench.store import Store
 
     return Store(db)
 
 
-def _kv(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """KEY=VALUE pairs; values are read as JSON when they parse, else kept as text."""
-    from progressbench.errors import UserError
+def _say(message: str) -> None:
+    click.echo(message, err=True)
 
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+
+def _metric(config: Any) -> tuple[Any, str]:
+    """The environment of ``config`` and the metric its progress line shows."""
+    from progressbench import plugins
+
+    env = plugins.get_environment(config.env)
+    return env, env.objective(env.pick_variant(config.variant)).metric
+
+
+def _drive(
+    store: Any,
+    config: Any,
+    existing: Any,
+    metric: str,
+    say: Callable[[str], None],
+    interrupted: Callable[[Any], str],
+) -> Any:
+    """Execute one run under a progress line; on Ctrl-C print ``interrupted(run)`` and leave."""
+    from progressbench.run.loop import RunLoop
+    from progressbench.run.progress import Progress
+
+    progress = Progress(metric)
+    loop = RunLoop(store, config, run=existing, say=say, progress=progress)
+    try:
+        return loop.execute()
+    except KeyboardInterrupt:
+        progress.close()
+        _leave(interrupted(loop.run))
+    finally:
+        progress.close()
+
+
+def _leave(message: str) -> NoReturn:
+    """Print ``message`` and exit with 130 at once. Everything is committed and the evaluator
+    is closed; do not wait for a worker thread that may sit in a model call for minutes."""
+    click.echo(message, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 @click.group(cls=CLIGroup)
@@ -143,104 +172,23 @@ def run(
       progressbench run --agent openai/gpt-5 --agent anthropic/claude-sonnet-4-5 --weight 2 --weight 1
       progressbench run --resume 20261123-190501-a1b2c3
     """
-    from progressbench.errors import UserError
-    from progressbench.run.config import build_config, read_config_file, validate_config
+    from progressbench.run.config import flag_overrides, load_config, resume_config
 
     store = _open(db)
-    overrides = dict(flags)
-    if agents:
-        overrides["agents"] = list(agents)
-    if weights:
-        overrides["agent_weights"] = list(weights)
-    if strategy_opts:
-        overrides["strategy_options"] = _kv(strategy_opts, "--strategy-option")
-    if env_opts:
-        overrides["env_options"] = _kv(env_opts, "--env-option")
+    overrides = flag_overrides(flags, strategy_opts, env_opts, agents=agents, agent_weights=weights)
     if resume:
-        existing = store.get_run(resume)
-        changeable = {"budget", "max_cost", "workers"}
-        fixed = sorted(k for k, v in overrides.items() if v is not None and k not in changeable)
-        if fixed or config_file:
-            what = ", ".join(fixed) or "--config"
-            raise UserError(f"cannot change {what} of an existing run when resuming")
-        values = {**existing.config, **{k: v for k, v in overrides.items() if v is not None}}
-        config = validate_config(values)
-        if existing.status == "finished" and config.budget <= existing.n_children:
-            raise UserError(
-                f"run {existing.id} already finished its budget of {existing.budget}; "
-                "pass a larger --budget to extend it"
-            )
-        if config.budget != existing.budget:
-            store.update_run(
-                existing.id, budget=config.budget, config_json=config.model_dump_json()
-            )
-            existing = store.get_run(existing.id)
-        _execute(store, config, existing)
+        config, existing = resume_config(store, resume, overrides, config_file)
     else:
-        file_values = read_config_file(config_file) if config_file else {}
-        _execute(store, build_config(file_values, overrides), None)
+        config, existing = load_config(config_file, overrides), None
+    _execute(store, config, existing)
 
 
 def _execute(store: Any, config: Any, existing: Any) -> None:
-    from progressbench import plugins
-    from progressbench.run.loop import RunLoop
-    from progressbench.run.progress import Progress
+    from progressbench.analysis.report import interrupted_text, run_summary
 
-    env = plugins.get_environment(config.env)
-    metric = env.objective(env.pick_variant(config.variant)).metric
-    progress = Progress(metric)
-    loop = RunLoop(
-        store, config, run=existing, say=lambda m: click.echo(m, err=True), progress=progress
-    )
-    try:
-        final = loop.execute()
-    except KeyboardInterrupt:
-        progress.close()
-        run_id = loop.run.id if loop.run else "?"
-        click.echo(f"\ninterrupted; resume with: {_resume_cmd(store, run_id)}", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Everything is committed and the evaluator is closed; do not wait for a worker thread
-        # that may sit in a model call for minutes.
-        os._exit(130)
-    progress.close()
-    _summary(store, final, env)
-
-
-def _resume_cmd(store: Any, run_id: str) -> str:
-    import shlex
-    from pathlib import Path
-
-    from progressbench.store.database import DEFAULT_DB
-
-    if store.path is not None and store.path == Path(DEFAULT_DB).resolve():
-        return f"progressbench run --resume {run_id}"
-    target = str(store.path) if store.path is not None else store.url
-    return f"progressbench run --resume {run_id} --db {shlex.quote(target)}"
-
-
-def _summary(store: Any, run: Any, env: Any) -> None:
-    objective = env.objective(run.variant)
-    lines = [
-        f"run {run.id}: {run.status}{' (' + run.message + ')' if run.message else ''}, "
-        f"{run.n_children}/{run.budget} children, {run.n_valid} valid, {run.n_failed} failed, "
-        f"{run.n_retries} retries, ${run.cost_usd:.4f}"
-    ]
-    if run.best_metric is not None:
-        line = f"best {objective.metric} {run.best_metric:.6g} (program {run.best_program_id})"
-        if run.reference_metric is not None:
-            delta = objective.improvement(run.best_metric, run.reference_metric)
-            line += f", reference {run.reference_metric:.6g} ({delta:+.6g})"
-        record = objective.best_record()
-        if record:
-            line += f"; best known {record[1]:g} ({record[0]})"
-        lines.append(line)
-    lines.append(f"results in {store.location}")
-    lines.append(
-        f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
-        "progressbench leaderboard"
-    )
-    click.echo("\n".join(lines))
+    env, metric = _metric(config)
+    final = _drive(store, config, existing, metric, _say, lambda run: interrupted_text(store, run))
+    click.echo(run_summary(store, final, env))
 
 
 @cli.command()
@@ -346,70 +294,19 @@ def compare(
       progressbench compare --strategy islands --strategy greedy --strategy best-of-n --budget 50
       progressbench compare --agent openai/gpt-5-mini --agent offline --seeds 3 --max-cost 2
     """
-    from progressbench import plugins as registry
     from progressbench.analysis import compare as cmp
-    from progressbench.run.config import build_config, read_config_file
+    from progressbench.run.config import flag_overrides, load_config
 
     store = _open(db)
-    overrides = dict(flags)
-    if strategy_opts:
-        overrides["strategy_options"] = _kv(strategy_opts, "--strategy-option")
-    if env_opts:
-        overrides["env_options"] = _kv(env_opts, "--env-option")
-    file_values = read_config_file(config_file) if config_file else {}
-    base = build_config(file_values, overrides)
-    chosen_agents = list(agents) or base.agents or ["offline"]
-    chosen_strategies = list(strategies) or [base.strategy]
-
-    env = registry.get_environment(base.env)
-    env_metric = env.objective(env.pick_variant(base.variant)).metric
-
-    def say(message: str) -> None:
-        click.echo(message, err=True)
+    base = load_config(config_file, flag_overrides(flags, strategy_opts, env_opts))
+    chosen_agents, chosen_strategies = cmp.contenders(base, agents, strategies)
+    _, metric = _metric(base)
 
     def execute(config: Any, existing: Any) -> Any:
-        from progressbench.run.loop import RunLoop
-        from progressbench.run.progress import Progress
+        return _drive(store, config, existing, metric, lambda _: None, lambda _: cmp.RESUME_HINT)
 
-        progress = Progress(env_metric)
-        loop = RunLoop(store, config, run=existing, say=lambda _: None, progress=progress)
-        try:
-            return loop.execute()
-        except KeyboardInterrupt:
-            progress.close()
-            click.echo(
-                "\ninterrupted; run the same command again to continue (finished runs are "
-                "reused, the interrupted one resumes)",
-                err=True,
-            )
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
-        finally:
-            progress.close()
-
-    result = cmp.compare(store, base, chosen_agents, chosen_strategies, seeds, execute, say=say)
-    if fmt == "json":
-        click.echo(
-            json.dumps({**result.model_dump(), "summary": result.rows()}, indent=2, default=str)
-        )
-        return
-    from tabulate import tabulate
-
-    click.echo(
-        f"{result.env} ({result.variant}) - best {result.metric} "
-        f"({result.direction}d), budget {result.budget}, seeds {len(result.seeds)}, "
-        f"reference {'-' if result.reference is None else format(result.reference, '.6g')}"
-    )
-    click.echo(
-        tabulate(
-            result.rows(),
-            headers="keys",
-            tablefmt="github" if fmt == "markdown" else "simple",
-            floatfmt=".6g",
-            missingval="-",
-        )
-    )
+    result = cmp.compare(store, base, chosen_agents, chosen_strategies, seeds, execute, say=_say)
+    click.echo(cmp.render(result, fmt))
 
 
 @cli.command()
@@ -435,16 +332,14 @@ def verify(
     """
     from progressbench.analysis.verify import verify_program
 
-    result = verify_program(
-        _open(db), run_id, program_id, repeats, workers, say=lambda m: click.echo(m, err=True)
-    )
+    result = verify_program(_open(db), run_id, program_id, repeats, workers, say=_say)
     click.echo(result.summary)
 
 
 @cli.command()
 def doctor() -> None:
     """Report the isolation this machine gives candidate programs, and what is missing."""
-    from progressbench.sandbox.core import capabilities
+    from progressbench.sandbox.doctor import capabilities
 
     for key, value in capabilities().items():
         mark = "yes" if value is True else "no" if value is False else value
@@ -465,13 +360,8 @@ def plugins(as_json: bool) -> None:
     infos = pl.describe_plugins()
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
-        return
-    for info in infos:
-        version = f" {info.version}" if info.version else ""
-        click.echo(f"{info.name} ({info.distribution}{version})")
-        click.echo(f"  hooks: {', '.join(info.hooks)}")
-        for kind, names in sorted(info.registered.items()):
-            click.echo(f"  {kind}: {', '.join(names)}")
+    elif infos:
+        click.echo(pl.describe_text(infos))
 
 
 @cli.command()
@@ -484,10 +374,12 @@ def data(env: str, variant: str | None, dest: str | None, opts: tuple[str, ...])
     from pathlib import Path
 
     from progressbench import plugins as pl
+    from progressbench.run.config import parse_pairs
 
     environment = pl.get_environment(env)
     chosen = environment.pick_variant(variant)
-    click.echo(environment.fetch_data(chosen, Path(dest) if dest else None, _kv(opts, "--option")))
+    options = parse_pairs(opts, "--option")
+    click.echo(environment.fetch_data(chosen, Path(dest) if dest else None, options))
 
 
 def main() -> None:

@@ -1,6 +1,11 @@
 """The public plugin API: one hook per plugin kind, each handing the plugin a ``register``
 callback. Every registered object carries a unique ``name``; a second object of the same kind
-and name fails loudly, naming both plugins."""
+and name fails loudly, naming both plugins. The base classes are importable from
+``progressbench`` itself, and a plugin marks its implementations with
+``progressbench.hookimpl``."""
+
+from collections.abc import Callable
+from typing import Any
 
 from pluggy import HookspecMarker
 
@@ -8,31 +13,30 @@ hookspec = HookspecMarker("progressbench")
 
 
 @hookspec
-def register_environments(register):
+def register_environments(register: Callable[[Any], None]) -> None:
     """Register environments: call ``register(env)`` with an instance of
-    ``progressbench.contracts.environment.Environment`` for each objective this plugin provides."""
+    ``progressbench.Environment`` for each objective this plugin provides."""
 
 
 @hookspec
-def register_evaluators(register):
+def register_evaluators(register: Callable[[Any], None]) -> None:
     """Register evaluators: call ``register(cls)`` with a subclass of
-    ``progressbench.contracts.evaluator.Evaluator`` (it runs candidates under an environment's harness)."""
+    ``progressbench.Evaluator`` (it runs candidates under an environment's harness)."""
 
 
 @hookspec
-def register_guards(register):
-    """Register guards: call ``register(guard)`` with an instance of
-    ``progressbench.contracts.guard.Guard`` (static checks before a candidate runs, or checks of its
-    result after)."""
+def register_guards(register: Callable[[Any], None]) -> None:
+    """Register guards: call ``register(guard)`` with an instance of ``progressbench.Guard``
+    (static checks before a candidate runs, or checks of its result after)."""
 
 
 @hookspec
-def register_strategies(register):
+def register_strategies(register: Callable[[Any], None]) -> None:
     """Register search strategies: call ``register(cls)`` with a subclass of
-    ``progressbench.contracts.strategy.Strategy``."""
+    ``progressbench.Strategy``."""
 
 
 @hookspec
-def register_agents(register):
-    """Register agents: call ``register(cls)`` with a subclass of ``progressbench.contracts.agent.Agent``
-    (it turns a prompt and a parent program into a reply holding edits)."""
+def register_agents(register: Callable[[Any], None]) -> None:
+    """Register agents: call ``register(cls)`` with a subclass of ``progressbench.Agent`` (it
+    turns a prompt and a parent program into a reply holding edits)."""

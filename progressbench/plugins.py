@@ -162,3 +162,15 @@ def describe_plugins() -> list[PluginInfo]:
         for names in info.registered.values():
             names.sort()
     return sorted(infos.values(), key=lambda i: (i.distribution != BUILTIN_DIST, i.name))
+
+
+def describe_text(infos: list[PluginInfo]) -> str:
+    """The ``progressbench plugins`` listing: each plugin, its hooks and what it registered."""
+    lines = []
+    for info in infos:
+        version = f" {info.version}" if info.version else ""
+        lines.append(f"{info.name} ({info.distribution}{version})")
+        lines.append(f"  hooks: {', '.join(info.hooks)}")
+        for kind, names in sorted(info.registered.items()):
+            lines.append(f"  {kind}: {', '.join(names)}")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Shared helpers: run the real CLI in a subprocess, read the database directly."""
+"""Shared helpers: run the real CLI in a subprocess, read the database directly, register an
+inline plugin for a test (the ``plugin`` fixture)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,21 +51,60 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "pb.db"
 
 
-# The integrity guards, and the environments a test needs, registered in this process when
-# their entry points are not installed (yet): then ``register_plugins`` does it by module.
-INTEGRITY_GUARDS = ("static", "verification", "equivalence", "judge")
+class PluginRegistrar:
+    """Registers plugins with ``progressbench.plugins.pm`` for a test and unregisters each at
+    teardown: ``register(obj_or_module, name=None)``; a string is a module name, imported."""
+
+    def __init__(self) -> None:
+        self.registered: list[object] = []
+
+    def __call__(self, obj: object, name: str | None = None) -> Any:
+        from progressbench import plugins
+
+        plugins.load_plugins()  # the entry points first, as in a real process
+        if isinstance(obj, str):
+            name, obj = name or obj, importlib.import_module(obj)
+        if name is None:
+            name = getattr(obj, "__name__", None) or type(obj).__name__
+        if plugins.pm.is_registered(obj):
+            raise ValueError(f"{name!r} is registered already (by an entry point or a fixture)")
+        plugins.pm.register(obj, name=name)
+        self.registered.append(obj)
+        return obj
+
+    def unregister(self, obj: object) -> None:
+        """Unregister ``obj`` before teardown (a test that checks what unregistering does)."""
+        from progressbench import plugins
+
+        self.registered.remove(obj)
+        plugins.pm.unregister(obj)
+
+    def close(self) -> None:
+        from progressbench import plugins
+
+        # plugins.registry() is rebuilt from the hooks on every call: no cache to reset.
+        while self.registered:
+            plugins.pm.unregister(self.registered.pop())
 
 
-def register_plugins(*modules: str) -> None:
-    from progressbench import plugins
+@pytest.fixture
+def plugin() -> Iterator[PluginRegistrar]:
+    """``plugin(obj_or_module, name=None)`` registers an inline plugin (an object or module
+    with ``@hookimpl`` functions, or a module's name) for this test; it is unregistered at the
+    end. Code in other processes (sandbox workers, a CLI) registers by module name through
+    the local evaluator's ``plugin_modules`` option instead."""
+    registrar = PluginRegistrar()
+    try:
+        yield registrar
+    finally:
+        registrar.close()
 
-    plugins.load_plugins()
-    for name in modules:
-        module = importlib.import_module(name)
-        if not plugins.pm.is_registered(module):
-            plugins.pm.register(module, name=name)
 
-
-@pytest.fixture(scope="session")
-def integrity_guards() -> None:
-    register_plugins(*(f"progressbench_plugins.guards.{g}" for g in INTEGRITY_GUARDS))
+@pytest.fixture(scope="module")
+def module_plugin() -> Iterator[PluginRegistrar]:
+    """``plugin`` for every test of a module: unregistered after the module's last test."""
+    registrar = PluginRegistrar()
+    try:
+        yield registrar
+    finally:
+        registrar.close()

@@ -1,5 +1,6 @@
-"""Test environments for tests/test_sandbox.py, importable by the sandbox workers too (the
-local evaluator's ``plugin_modules`` option makes them import and register this module)."""
+"""Test environments for tests/sandbox/test_sandbox.py, importable by the sandbox workers
+too (the local evaluator's ``plugin_modules`` option makes them import and register this
+module)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from progressbench.sandbox.loader import load_program
 
 def probe(program: Path, ctx: SandboxContext) -> dict[str, Any]:
     """A ``call`` job's entry: what the child it runs in looks like."""
-    return {"uid": os.getuid(), "mode": ctx.mode, "args": ctx.options.get("args"),
+    return {"uid": os.getuid(), "mode": ctx.phase, "args": ctx.options.get("args"),
             "program": program.read_text()}  # fmt: skip
 
 
@@ -51,7 +52,7 @@ class SandboxVerifyEnv(SandboxTestEnv):
         artifact = ctx.scratch / "artifact.txt"
         return {
             "pid": os.getpid(),
-            "mode": ctx.mode,
+            "mode": ctx.phase,
             "artifact": artifact.read_text() if artifact.exists() else None,
             "raw_value": raw.get("value"),
         }

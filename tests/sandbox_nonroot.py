@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from progressbench.sandbox.core import (
+from progressbench.sandbox.syscalls import (
     CAP_DAC_READ_SEARCH,
     PR_SET_KEEPCAPS,
     keep_only_capability,

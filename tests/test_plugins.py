@@ -98,23 +98,19 @@ class _Nameless:
 
 
 @pytest.mark.parametrize(
-    ("plugin", "kind", "message"),
+    ("inline", "kind", "message"),
     [
         (_Clash(), "environments", "environment 'circle-packing' is registered by both"),
         (_Nameless(), "strategies", "registered a strategy without a name"),
     ],
 )
-def test_collisions_and_nameless_registrations_fail_loudly(plugin, kind, message):
-    plugins.load_plugins()
-    plugins.pm.register(plugin, name="test-inline")
-    try:
-        with pytest.raises(PluginError, match=message):
-            plugins.registry(kind)
-    finally:
-        plugins.pm.unregister(name="test-inline")
+def test_collisions_and_nameless_registrations_fail_loudly(plugin, inline, kind, message):
+    plugin(inline, name="test-inline")
+    with pytest.raises(PluginError, match=message):
+        plugins.registry(kind)
 
 
-def test_inline_plugin_registration_is_attributed():
+def test_inline_plugin_registration_is_attributed(plugin):
     class Inline:
         class Env(Environment):
             name = "inline-env"
@@ -123,15 +119,12 @@ def test_inline_plugin_registration_is_attributed():
         def register_environments(self, register):
             register(self.Env())
 
-    plugins.load_plugins()
-    plugins.pm.register(Inline(), name="inline")
-    try:
-        assert plugins.registry("environments")["inline-env"].plugin == "inline"
-        info = {i.name: i for i in plugins.describe_plugins()}["inline"]
-        assert info.registered == {"environments": ["inline-env"]}
-        assert info.distribution == "(registered at runtime)"
-    finally:
-        plugins.pm.unregister(name="inline")
+    inline = plugin(Inline(), name="inline")
+    assert plugins.registry("environments")["inline-env"].plugin == "inline"
+    info = {i.name: i for i in plugins.describe_plugins()}["inline"]
+    assert info.registered == {"environments": ["inline-env"]}
+    assert info.distribution == "(registered at runtime)"
+    plugin.unregister(inline)
     assert "inline-env" not in plugins.registry("environments")
     with pytest.raises(PluginError, match="unknown environment 'inline-env'"):
         plugins.get_environment("inline-env")

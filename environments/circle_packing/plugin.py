@@ -137,6 +137,7 @@ def check_packing(raw: dict[str, Any]) -> str | None:
     return None
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_environments(register):
     register(CirclePacking())

@@ -81,7 +81,7 @@ def evaluate(
         def context(mode: str) -> SandboxContext:
             return SandboxContext(
                 variant=variant,
-                mode=mode,
+                phase=mode,
                 seed=seed,
                 scratch=scratch,
                 time_limit=resources.seconds,

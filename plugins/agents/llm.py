@@ -106,6 +106,7 @@ def _cost(litellm: Any, response: Any) -> float:
         return float(hidden.get("response_cost") or 0.0)
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_agents(register):
     register(LLMAgent)

@@ -731,6 +731,7 @@ class OfflineAgent(Agent):
         )
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_agents(register: Callable[[Any], None]) -> None:
     register(OfflineAgent)

@@ -61,6 +61,7 @@ class ReplayAgent(Agent):
         return AgentReply(text=final.response, calls=calls)
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_agents(register):
     register(ReplayAgent)

@@ -161,7 +161,7 @@ class RayEvaluator(Evaluator):
         if actor is None:
             return EvalOutcome(status="worker-lost", error="the evaluator is closed")
         ray = self._ray
-        phases = 2 if job.mode == "full" and self.env.verifies else 1
+        phases = 2 if job.phase == "full" and self.env.verifies else 1
         timeout = phases * job.limits.seconds + float(self.settings["backstop_s"])
         replacing = False
         try:
@@ -202,6 +202,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_evaluators(register):
     register(RayEvaluator)

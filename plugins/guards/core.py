@@ -39,6 +39,7 @@ class EditScopeGuard(Guard):
         return self.ok()
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_guards(register):
     register(SyntaxGuard())

@@ -193,7 +193,7 @@ class EquivalenceGuard(Guard):
                     "seed": seed,
                     **spec.model_dump(include={"reference", "inputs", "trials"}),
                 }
-                job = EvalJob(program=code, mode="call", seed=seed, limits=limits, options=options)
+                job = EvalJob(program=code, phase="call", seed=seed, limits=limits, options=options)
                 out = sandbox(job)
                 return out, (out.raw or {}) if out.ok else {}
 
@@ -251,6 +251,7 @@ class EquivalenceGuard(Guard):
         )
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_guards(register: Any) -> None:
     register(EquivalenceGuard())

@@ -198,6 +198,7 @@ class JudgeGuard(Guard):
         }
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_guards(register: Any) -> None:
     register(JudgeGuard())

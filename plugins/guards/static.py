@@ -675,6 +675,7 @@ def describe(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_guards(register: Any) -> None:
     register(StaticGuard())

@@ -129,6 +129,7 @@ class VerificationGuard(Guard):
         )
 
 
+# --- registration ------------------------------------------------------------------------
 @hookimpl
 def register_guards(register: Any) -> None:
     register(VerificationGuard())

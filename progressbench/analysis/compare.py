@@ -9,21 +9,28 @@ so an interrupted comparison continues where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from progressbench import plugins
 from progressbench.analysis.stats import welch
+from progressbench.contracts.environment import Objective, format_score
 from progressbench.errors import UserError
 from progressbench.run.config import RunConfig
-from progressbench.store.database import Run, Store
+from progressbench.store import Run, Store
 
 # Settings that do not change what a run computes: a matching run may differ in them.
 _INCIDENTAL = ("workers", "max_cost")
+# What an interrupted comparison prints: the same command continues it.
+RESUME_HINT = (
+    "\ninterrupted; run the same command again to continue (finished runs are reused, the "
+    "interrupted one resumes)"
+)
 
 
 class Contender(BaseModel):
@@ -41,17 +48,15 @@ class Comparison(BaseModel):
     env: str
     variant: str
     metric: str
-    direction: str
+    direction: Literal["maximize", "minimize"]
     budget: int
     seeds: list[int]
     reference: float | None
     contenders: list[Contender]
 
-    def _improvement(self, value: float, reference: float) -> float:
-        return value - reference if self.direction == "maximize" else reference - value
-
     def rows(self) -> list[dict[str, Any]]:
         """One summary row per contender; the t-test is against the first contender."""
+        objective = Objective(metric=self.metric, direction=self.direction)
         first = [b for b in self.contenders[0].best if b is not None] if self.contenders else []
         rows = []
         for i, c in enumerate(self.contenders):
@@ -66,14 +71,14 @@ class Comparison(BaseModel):
                 "min": min(values) if values else None,
                 "max": max(values) if values else None,
                 "vs reference": (
-                    self._improvement(statistics.fmean(values), self.reference)
+                    objective.improvement(statistics.fmean(values), self.reference)
                     if values and self.reference is not None
                     else None
                 ),
                 "p (better than first)": None,
             }
             if i > 0 and len(values) >= 2 and len(first) >= 2:
-                row["p (better than first)"] = welch(values, first, self.direction).p  # type: ignore[arg-type]
+                row["p (better than first)"] = welch(values, first, self.direction).p
             rows.append(row)
         return rows
 
@@ -97,6 +102,14 @@ def _matching(store: Store, config: RunConfig) -> Run | None:
         if _identity(stored) == wanted and run.status != "failed":
             found = run
     return found
+
+
+def contenders(
+    base: RunConfig, agents: Sequence[str], strategies: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The agents and strategies to pit against each other: those named, else the config's
+    (its agents, or the offline one; its strategy)."""
+    return list(agents) or base.agents or ["offline"], list(strategies) or [base.strategy]
 
 
 def compare(
@@ -128,33 +141,16 @@ def compare(
     for agent, strategy in pairs:
         contender = Contender(agent=agent, strategy=strategy, runs=[], best=[])
         for seed in range(seeds):
-            config = RunConfig.model_validate(
-                {
-                    **base.model_dump(),
-                    "agents": [agent],
-                    "agent_weights": [],
-                    "strategy": strategy,
-                    "seed": seed,
-                }
-            )
-            existing = _matching(store, config)
+            config = _contender_config(base, agent, strategy, seed)
             done += 1
             where = f"[{done}/{total}] {agent} / {strategy}, seed {seed}"
-            if existing is not None and existing.status == "finished":
-                run = existing
-                say(f"{where}: reusing finished run {run.id}")
-            else:
-                if existing is not None:
-                    say(f"{where}: resuming run {existing.id}")
-                else:
-                    say(f"{where}: new run")
-                run = execute(config, existing)
+            run = _run_once(store, config, execute, say, where)
             best = run.best_metric
             contender.runs.append(run.id)
             contender.best.append(best if best is not None and math.isfinite(best) else None)
             if reference is None:
                 reference = run.reference_metric
-            shown = f"{best:.6g}" if best is not None else "none"
+            shown = format_score(best, missing="none")
             say(f"{where}: best {objective.metric} {shown} (run {run.id}, {run.status})")
         contenders.append(contender)
     return Comparison(
@@ -167,3 +163,49 @@ def compare(
         reference=reference,
         contenders=contenders,
     )
+
+
+def _contender_config(base: RunConfig, agent: str, strategy: str, seed: int) -> RunConfig:
+    """``base`` with one agent (no ensemble weights), one strategy and one seed."""
+    changes = {"agents": [agent], "agent_weights": [], "strategy": strategy, "seed": seed}
+    return RunConfig.model_validate({**base.model_dump(), **changes})
+
+
+def _run_once(
+    store: Store,
+    config: RunConfig,
+    execute: Callable[[RunConfig, Run | None], Run],
+    say: Callable[[str], None],
+    where: str,
+) -> Run:
+    """The finished run with exactly this config: reused when stored, else resumed or new."""
+    existing = _matching(store, config)
+    if existing is not None and existing.status == "finished":
+        say(f"{where}: reusing finished run {existing.id}")
+        return existing
+    if existing is not None:
+        say(f"{where}: resuming run {existing.id}")
+    else:
+        say(f"{where}: new run")
+    return execute(config, existing)
+
+
+def render(result: Comparison, fmt: str) -> str:
+    """The comparison as JSON (every run and the summary rows), or a headed table."""
+    if fmt == "json":
+        return json.dumps({**result.model_dump(), "summary": result.rows()}, indent=2, default=str)
+    from tabulate import tabulate
+
+    head = (
+        f"{result.env} ({result.variant}) - best {result.metric} "
+        f"({result.direction}d), budget {result.budget}, seeds {len(result.seeds)}, "
+        f"reference {format_score(result.reference)}"
+    )
+    table = tabulate(
+        result.rows(),
+        headers="keys",
+        tablefmt="github" if fmt == "markdown" else "simple",
+        floatfmt=".6g",
+        missingval="-",
+    )
+    return f"{head}\n{table}"

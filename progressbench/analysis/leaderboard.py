@@ -10,8 +10,8 @@ import html
 import json
 from typing import Any
 
-from progressbench.contracts.environment import Objective
-from progressbench.store.database import Run, Store
+from progressbench.contracts.environment import Objective, format_score
+from progressbench.store import Run, Store
 
 COLUMNS = [
     ("rank", "#"),
@@ -110,10 +110,8 @@ def _row(rank: int, run: Run, objective: Objective | None, check: Any) -> dict[s
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key in ("best",):
-        return f"{value:.6g}"
-    if key in ("delta", "record_gap"):
-        return f"{value:+.6g}"
+    if key in ("best", "delta", "record_gap"):
+        return format_score(value, signed=key != "best")
     if key == "success":
         return f"{100 * value:.0f}%"
     if key == "usd":

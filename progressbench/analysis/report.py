@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
 from progressbench import plugins
+from progressbench.contracts.environment import format_score
 from progressbench.errors import PluginError, UserError
-from progressbench.store.database import Run, Store
+from progressbench.store import DEFAULT_DB, Run, Store
 
 
 def _env(run: Run) -> Any | None:
@@ -54,16 +57,30 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
         f"  env {run.env} / {run.variant}   strategy {run.strategy}   agent {run.agent}   seed {run.seed}",
         f"  children {run.n_children}/{run.budget}: {run.n_valid} valid, {run.n_failed} failed, "
         f"{run.n_retries} fast-catcher retries   cost ${run.cost_usd:.4f}   wall {run.wall_time_s:.1f}s",
-        f"  reference {metric} {_f(run.reference_metric)}   best {_f(run.best_metric)} "
-        f"(program {run.best_program_id})",
+        f"  reference {metric} {format_score(run.reference_metric)}   "
+        f"best {format_score(run.best_metric)} (program {run.best_program_id})",
     ]
     if env:
         summary = _strategy_summary(run, env)
         if summary:
             out += ["", "strategy:"] + ["  " + line for line in summary.splitlines()]
-    programs = store.programs(run.id)
+    out += _programs_text(store.programs(run.id), metric, top)
+    best_id = run.best_program_id
+    if env and best_id is not None:
+        ev = store.evaluation(best_id)
+        if ev is not None and ev.telemetry:
+            out += ["", f"telemetry of program {best_id}:"]
+            out += ["  " + line for line in env.format_telemetry(ev.telemetry).splitlines()]
+    out += _calls_text(store.llm_calls(run.id))
+    if frontier:
+        out += ["", frontier_text(store, run, env)]
+    return "\n".join(out)
+
+
+def _programs_text(programs: list[Any], metric: str, top: int) -> list[str]:
+    """Counts by status and prompting mode, the top valid programs, the failure reasons."""
     statuses = Counter(p.status for p in programs if not p.is_reference)
-    out += ["", "programs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
+    out = ["", "programs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
     modes = Counter(p.mode for p in programs if not p.is_reference)
     if modes:
         out.append("prompting: " + ", ".join(f"{k} {v}" for k, v in sorted(modes.items())))
@@ -74,8 +91,8 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
             p.parent_ids[0] if p.parent_ids else "-",
             p.island,
             p.generation,
-            _f(p.metric),
-            _f(p.score),
+            format_score(p.metric),
+            format_score(p.score),
             p.retries,
             (p.idea or p.mode)[:48],
         ]
@@ -94,25 +111,20 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
     if failures:
         reasons = Counter(_reason(p.error) for p in failures)
         out += ["", "failure reasons:"] + [f"  {n:4d}  {r}" for r, n in reasons.most_common(8)]
-    best_id = run.best_program_id
-    if env and best_id is not None:
-        ev = store.evaluation(best_id)
-        if ev is not None and ev.telemetry:
-            out += ["", f"telemetry of program {best_id}:"]
-            out += ["  " + line for line in env.format_telemetry(ev.telemetry).splitlines()]
-    calls = store.llm_calls(run.id)
-    if calls:
-        models = Counter(c.model for c in calls)
-        tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
-        errors = sum(1 for c in calls if c.error)
-        out += [
-            "",
-            f"agent calls: {len(calls)} ({', '.join(f'{m} {n}' for m, n in models.items())}), "
-            f"{tokens} tokens, {errors} errors",
-        ]
-    if frontier:
-        out += ["", frontier_text(store, run, env)]
-    return "\n".join(out)
+    return out
+
+
+def _calls_text(calls: list[Any]) -> list[str]:
+    if not calls:
+        return []
+    models = Counter(c.model for c in calls)
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+    errors = sum(1 for c in calls if c.error)
+    return [
+        "",
+        f"agent calls: {len(calls)} ({', '.join(f'{m} {n}' for m, n in models.items())}), "
+        f"{tokens} tokens, {errors} errors",
+    ]
 
 
 def frontier_text(store: Store, run: Run, env: Any) -> str:
@@ -128,7 +140,7 @@ def frontier_text(store: Store, run: Run, env: Any) -> str:
     front = pareto_front(points)
     if not front:
         return f"efficiency frontier ({x} vs {y}): no valid program reports both metrics"
-    rows = [[_f(a), _f(b), pid] for a, b, pid in front]
+    rows = [[format_score(a), format_score(b), pid] for a, b, pid in front]
     return f"efficiency frontier ({y} vs {x}, both minimised):\n" + tabulate(
         rows, headers=[x, y, "program"]
     )
@@ -157,6 +169,8 @@ def best_program(
         raise UserError(f"program {pid} belongs to run {program.run_id}, not {run.id}")
     if not diff:
         return program.code
+    if run.reference_id is None:
+        raise UserError(f"run {run.id} has no reference program")
     reference = store.get_program(run.reference_id)
     text = unified_diff(reference.code, program.code)
     return text or "(identical to the reference)\n"
@@ -180,10 +194,51 @@ def ideas_table(store: Store, run_id: str) -> str:
         return f"run {run.id} recorded no ideas (ideas come from meta-prompting strategies such as islands)"
     rows.sort(key=lambda r: (r[0] is None, -(r[0] or 0.0)))
     table = [
-        [p.id, p.island, p.status, "-" if e is None else f"{e:+.6g}", _one_line(p.idea)[:90]]
+        [p.id, p.island, p.status, format_score(e, signed=True), _one_line(p.idea)[:90]]
         for e, p in rows
     ]
     return tabulate(table, headers=["program", "island", "status", "effect", "idea"])
+
+
+def run_summary(store: Store, run: Run, env: Any) -> str:
+    """What ``progressbench run`` prints when a run ends: counts, cost, the best result against
+    the reference and the best known record, where the results are, what to look at next."""
+    objective = env.objective(run.variant)
+    lines = [
+        f"run {run.id}: {run.status}{' (' + run.message + ')' if run.message else ''}, "
+        f"{run.n_children}/{run.budget} children, {run.n_valid} valid, {run.n_failed} failed, "
+        f"{run.n_retries} retries, ${run.cost_usd:.4f}"
+    ]
+    if run.best_metric is not None:
+        best, reference = run.best_metric, run.reference_metric
+        line = f"best {objective.metric} {format_score(best)} (program {run.best_program_id})"
+        if reference is not None:
+            delta = format_score(objective.improvement(best, reference), signed=True)
+            line += f", reference {format_score(reference)} ({delta})"
+        record = objective.best_record()
+        if record:
+            line += f"; best known {format_score(record[1])} ({record[0]})"
+        lines.append(line)
+    lines.append(f"results in {store.location}")
+    lines.append(
+        f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
+        "progressbench leaderboard"
+    )
+    return "\n".join(lines)
+
+
+def resume_command(store: Store, run_id: str) -> str:
+    """The command that continues run ``run_id`` in this store (``--db`` only when it is not
+    the default file)."""
+    if store.path is not None and store.path == Path(DEFAULT_DB).resolve():
+        return f"progressbench run --resume {run_id}"
+    target = str(store.path) if store.path is not None else store.url
+    return f"progressbench run --resume {run_id} --db {shlex.quote(target)}"
+
+
+def interrupted_text(store: Store, run: Run | None) -> str:
+    """What an interrupted ``progressbench run`` prints: the command that resumes it."""
+    return f"\ninterrupted; resume with: {resume_command(store, run.id if run else '?')}"
 
 
 def _reason(error: str) -> str:
@@ -192,7 +247,3 @@ def _reason(error: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _f(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import statistics
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,11 +31,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from progressbench import plugins
 from progressbench.analysis.stats import TTest, one_sample, welch
 from progressbench.contracts.environment import Environment
-from progressbench.contracts.evaluator import EvalJob, Evaluator
+from progressbench.contracts.evaluator import EvalJob, Evaluator, Limits
+from progressbench.contracts.guard import Guard
 from progressbench.errors import PluginError, UserError
 from progressbench.run.config import RunConfig
-from progressbench.run.loop import assess_outcome, limits_for, pick_guards, static_verdicts
-from progressbench.store.database import Program, Run, Store, Verification
+from progressbench.run.stages import (
+    assess_outcome,
+    default_workers,
+    limits_for,
+    pick_guards,
+    static_verdicts,
+)
+from progressbench.store.database import Store
+from progressbench.store.tables import Program, Run, Verification, stored_id
 
 ALPHA = 0.01
 
@@ -99,8 +107,7 @@ def verify_program(
     if against_reference:
         jobs += [("reference", reference.code, secrets.randbelow(2**31)) for _ in range(repeats)]
     resources = env.resources(run.variant)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = workers or max(1, min(len(jobs), int((cores or 1) // max(resources.cpus, 1))))
+    workers = workers or default_workers(resources.cpus, most=len(jobs))
     say(
         f"verifying program {program.id} of run {run.id} ({run.env}/{run.variant}): "
         f"{repeats} re-runs with fresh seeds{' (and as many of the reference)' if against_reference else ''}"
@@ -118,30 +125,52 @@ def verify_program(
             why = "; ".join(f"{v.guard} [{v.rule}]: {v.reason}" for v in rejected)
             lines = [f"rejected by the guards before running: {why}"]
             return _store(store, run, program, protocol, repeats, [], None, "failed", lines, {})
-
-        def one(role: str, code: str, seed: int) -> dict[str, Any]:
-            job = EvalJob(
-                program=code, mode="full", seed=seed, limits=limits, options=config.env_options
-            )
-            outcome = evaluator.evaluate(job)
-            found: dict[str, Any] = {"role": role, "seed": seed, "status": outcome.status}
-            if not outcome.ok:
-                return {**found, "valid": False, "reason": outcome.error or outcome.status}
-            assessment, _ = assess_outcome(env, run.variant, guards, code, outcome)
-            found.update(valid=assessment.valid, reason=assessment.reason)
-            return {**found, "metrics": assessment.metrics}
-
-        results = []
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(one, *job) for job in jobs]
-            for future in as_completed(futures):
-                r = future.result()
-                results.append(r)
-                value = (r.get("metrics") or {}).get(protocol.metric)
-                shown = f"{protocol.metric} = {value:.6g}" if _finite(value) else r["reason"]
-                state = "valid" if r["valid"] else r["status"]
-                say(f"  {r['role']} re-run {len(results)}/{len(jobs)}: {state}: {shown}")
+        rerun = partial(_rerun, evaluator, env, run.variant, guards, limits, config.env_options)
+        results = _rerun_all(rerun, jobs, workers, protocol.metric, say)
     return _conclude(store, run, program, reference, protocol, repeats, results)
+
+
+def _rerun(
+    evaluator: Evaluator,
+    env: Environment,
+    variant: str,
+    guards: list[Guard],
+    limits: Limits,
+    options: dict[str, Any],
+    role: str,
+    code: str,
+    seed: int,
+) -> dict[str, Any]:
+    """One re-run: evaluated, then assessed after the result guards like any evaluation."""
+    job = EvalJob(program=code, phase="full", seed=seed, limits=limits, options=options)
+    outcome = evaluator.evaluate(job)
+    found: dict[str, Any] = {"role": role, "seed": seed, "status": outcome.status}
+    if not outcome.ok:
+        return {**found, "valid": False, "reason": outcome.error or outcome.status}
+    assessment, _ = assess_outcome(env, variant, guards, code, outcome)
+    found.update(valid=assessment.valid, reason=assessment.reason)
+    return {**found, "metrics": assessment.metrics}
+
+
+def _rerun_all(
+    rerun: Callable[[str, str, int], dict[str, Any]],
+    jobs: list[tuple[str, str, int]],
+    workers: int,
+    metric: str,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Every (role, code, seed) job re-run, ``workers`` at once, each reported as it ends."""
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(rerun, *job) for job in jobs]
+        for future in as_completed(futures):
+            r = future.result()
+            results.append(r)
+            value = (r.get("metrics") or {}).get(metric)
+            shown = f"{metric} = {value:.6g}" if _finite(value) else r["reason"]
+            state = "valid" if r["valid"] else r["status"]
+            say(f"  {r['role']} re-run {len(results)}/{len(jobs)}: {state}: {shown}")
+    return results
 
 
 def _finite(x: Any) -> bool:
@@ -236,7 +265,7 @@ def _comparisons(
     """The re-runs against what the run recorded for the program, and against the reference
     (its re-runs when there are any, else its recorded evaluation)."""
     lines = []
-    recorded = store.evaluation(program.id)
+    recorded = store.evaluation(stored_id(program))
     claimed = recorded.metrics.get(protocol.metric) if recorded is not None else None
     mine = _values(results, "program", protocol.metric)
     if _finite(claimed) and mine:
@@ -245,7 +274,7 @@ def _comparisons(
             f"mean is {statistics.fmean(mine):.6g}"
         )
         details["recorded"] = claimed
-    stored_ref = store.evaluation(reference.id)
+    stored_ref = store.evaluation(stored_id(reference))
     compared = {}
     for name in dict.fromkeys([protocol.metric, *protocol.compare]):
         ours = _values(results, "program", name)
@@ -285,7 +314,7 @@ def _store(
     return store.add(
         Verification(
             run_id=run.id,
-            program_id=program.id,
+            program_id=stored_id(program),
             repeats=repeats,
             n_valid=len(values),
             metric=protocol.metric,

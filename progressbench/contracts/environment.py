@@ -36,6 +36,16 @@ class Objective(BaseModel):
         return value - reference if self.direction == "maximize" else reference - value
 
 
+def format_score(value: float | None, missing: str = "-", signed: bool = False) -> str:
+    """A score or metric as reports and prompts show it: six significant digits (with a sign
+    when ``signed``, for a difference); ``missing`` when there is none."""
+    if value is None:
+        return missing
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:+.6g}" if signed else f"{value:.6g}"
+
+
 class Resources(BaseModel):
     """What one evaluation needs; evaluators use it for limits and placement."""
 
@@ -78,10 +88,10 @@ class Assessment(BaseModel):
 
 
 class SandboxContext(BaseModel):
-    """What the harness gets inside the sandbox child."""
+    """What the harness gets inside the sandbox child; ``phase`` says which method runs."""
 
     variant: str
-    mode: Literal["smoke", "full", "verify", "call"]
+    phase: Literal["smoke", "full", "verify", "call"]
     seed: int
     scratch: Path
     time_limit: float

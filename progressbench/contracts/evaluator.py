@@ -26,13 +26,13 @@ class Limits(BaseModel):
 
 
 class EvalJob(BaseModel):
-    """One candidate to run. ``smoke`` and ``full`` run the environment's ``smoke``/``run``
+    """One candidate to run, in one ``phase`` of the harness. ``smoke`` and ``full`` run the environment's ``smoke``/``run``
     (and ``verify``); ``call`` runs ``options["entry"]`` (``"module:function"``, harness code
     the platform names, never the candidate) as ``function(program_path, ctx)`` in a fresh
     sandbox child, for guards that must execute candidate code (``Guard.uses_sandbox``)."""
 
     program: str
-    mode: Literal["smoke", "full", "call"]
+    phase: Literal["smoke", "full", "call"]
     seed: int = 0
     limits: Limits = Field(default_factory=Limits)
     options: dict[str, Any] = Field(default_factory=dict)

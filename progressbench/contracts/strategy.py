@@ -14,24 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from progressbench.contracts.agent import AgentReply, Purpose
 from progressbench.contracts.environment import Feature, Objective
+from progressbench.contracts.program import ProgramView
+from progressbench.errors import UserError
+from progressbench.run import prompts
+from progressbench.run.config import describe_validation_error
 
-
-class ProgramView(BaseModel):
-    """What a strategy sees of a stored program."""
-
-    id: int
-    parent_ids: list[int] = Field(default_factory=list)
-    island: int = 0
-    generation: int = 0
-    code: str
-    status: str = "pending"
-    valid: bool = False
-    score: float | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
-    features: dict[str, float] = Field(default_factory=dict)
-    telemetry_text: str = ""
-    error: str = ""
-    idea: str = ""
+__all__ = [
+    "NoOptions",
+    "ProgramView",
+    "Proposal",
+    "ProposalSession",
+    "Strategy",
+    "StrategyContext",
+    "Task",
+]
 
 
 class Task(BaseModel):
@@ -95,15 +91,18 @@ class Strategy:
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, ctx: StrategyContext):
-        from progressbench.errors import UserError
-        from progressbench.run.config import describe_validation_error
-
         self.ctx = ctx
+        self.options = self.check_options(ctx.options)
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> BaseModel:
+        """``options`` validated by ``Options``, or a one-line ``UserError`` naming the bad
+        one; the run loop calls it before a run is created, so a typo costs nothing."""
         try:
-            self.options = self.Options.model_validate(ctx.options)
+            return cls.Options.model_validate(options)
         except ValidationError as exc:
             msg = describe_validation_error(exc).replace("invalid config: ", "", 1)
-            raise UserError(f"invalid option for strategy {self.name!r}: {msg}") from None
+            raise UserError(f"invalid option for strategy {cls.name!r}: {msg}") from None
 
     def next_tasks(self, n: int) -> list[Task]:
         """Up to ``n`` new tasks; fewer (or none) means "wait for results first"."""
@@ -114,8 +113,6 @@ class Strategy:
 
     def propose(self, session: ProposalSession) -> Proposal:
         """Drive the agent for one task. Default: one templated edit prompt."""
-        from progressbench.run import prompts
-
         parent = session.program(session.task.parent_id)
         inspirations = [session.program(i) for i in session.task.inspiration_ids]
         system, prompt = prompts.edit_prompt(

@@ -1,19 +1,28 @@
 """Run configuration: one pydantic model describes a run completely and is stored with it.
 
 Values come from a TOML or YAML file (``--config``) and are overridden by CLI flags. Any
-invalid value becomes one line naming the field (``UserError``, exit code 2).
+invalid value becomes one line naming the field (``UserError``, exit code 2). A resumed run
+keeps its stored config; only the settings in ``RESUMABLE`` may change (``resume_config``).
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from progressbench.contracts.agent import AgentOptions
 from progressbench.errors import UserError
+
+if TYPE_CHECKING:
+    from progressbench.store import Run, Store
+
+# What ``--resume`` may change: the budget (a larger one extends even a finished run), the
+# spending cap and the parallelism. Everything else defines the experiment.
+RESUMABLE = frozenset({"budget", "max_cost", "workers"})
 
 
 class RunConfig(BaseModel):
@@ -92,6 +101,66 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> RunC
     """File values, then CLI overrides (only the flags the user gave), validated."""
     merged = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     return validate_config(merged)
+
+
+def parse_pairs(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are read as JSON when they parse, else kept as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def flag_overrides(
+    flags: dict[str, Any],
+    strategy_options: tuple[str, ...] = (),
+    env_options: tuple[str, ...] = (),
+    **lists: tuple[Any, ...],
+) -> dict[str, Any]:
+    """The settings given as command-line flags: plain ones as they are (None: not given),
+    repeated ones as lists when given, ``--strategy-option``/``--env-option`` pairs parsed."""
+    overrides = dict(flags)
+    overrides.update({key: list(values) for key, values in lists.items() if values})
+    if strategy_options:
+        overrides["strategy_options"] = parse_pairs(strategy_options, "--strategy-option")
+    if env_options:
+        overrides["env_options"] = parse_pairs(env_options, "--env-option")
+    return overrides
+
+
+def load_config(config_file: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """A new run's config: the file's settings (when one is given), then the flags given."""
+    return build_config(read_config_file(config_file) if config_file else {}, overrides)
+
+
+def resume_config(
+    store: Store, run_id: str, overrides: dict[str, Any], config_file: str | Path | None = None
+) -> tuple[RunConfig, Run]:
+    """The stored config of run ``run_id`` with the ``RESUMABLE`` settings of ``overrides``
+    applied, and the run. A finished run resumes only with a larger budget, which is stored
+    at once (it extends the run); any other change is a one-line error."""
+    existing = store.get_run(run_id)
+    fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+    if fixed or config_file:
+        what = ", ".join(fixed) or "--config"
+        raise UserError(f"cannot change {what} of an existing run when resuming")
+    values = {**existing.config, **{k: v for k, v in overrides.items() if v is not None}}
+    config = validate_config(values)
+    if existing.status == "finished" and config.budget <= existing.n_children:
+        raise UserError(
+            f"run {existing.id} already finished its budget of {existing.budget}; "
+            "pass a larger --budget to extend it"
+        )
+    if config.budget != existing.budget:
+        store.update_run(existing.id, budget=config.budget, config_json=config.model_dump_json())
+        existing = store.get_run(existing.id)
+    return config, existing
 
 
 def validate_config(values: dict[str, Any]) -> RunConfig:

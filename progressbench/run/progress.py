@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from progressbench.contracts.environment import format_score
+
 
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
@@ -26,7 +28,7 @@ class Progress:
         done = min(stats.done, budget)
         filled = int(self.width * done / budget) if budget else self.width
         bar = "#" * filled + "." * (self.width - filled)
-        best = f"{stats.best_metric:.6g}" if stats.best_metric is not None else "-"
+        best = format_score(stats.best_metric)
         line = (
             f"[{bar}] {done}/{budget}  best {self.metric} {best}  failed {stats.failed}  "
             f"retries {stats.retries}  ${stats.cost:.4f}  {_clock(elapsed)}"

@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from progressbench.contracts.environment import Objective
-from progressbench.contracts.strategy import ProgramView
+from progressbench.contracts.environment import Objective, format_score
+from progressbench.contracts.program import ProgramView
 
 _BUILTIN = resources.files("progressbench.run") / "templates"
 
@@ -38,11 +38,7 @@ def template(
 def format_metrics(metrics: dict[str, float]) -> str:
     if not metrics:
         return "(no metrics)"
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(metrics.items()))
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return ", ".join(f"{k}={format_score(v)}" for k, v in sorted(metrics.items()))
 
 
 def format_objective(objective: Objective) -> str:
@@ -70,7 +66,7 @@ def edit_prompt(
     system = template("system", prompt_dir, env).substitute()
     insp = "".join(
         template("inspiration", prompt_dir, env).substitute(
-            n=i + 1, score=_score(p), metrics=format_metrics(p.metrics), code=p.code
+            n=i + 1, score=score_text(p), metrics=format_metrics(p.metrics), code=p.code
         )
         for i, p in enumerate(inspirations)
     )
@@ -84,7 +80,7 @@ def edit_prompt(
     user = template("edit", prompt_dir, env).substitute(
         task=task_description,
         objective=format_objective(objective),
-        score=_score(parent),
+        score=score_text(parent),
         metrics="Metrics: " + format_metrics(parent.metrics),
         telemetry=("Telemetry:\n" + parent.telemetry_text + "\n") if parent.telemetry_text else "",
         code=parent.code,
@@ -101,7 +97,15 @@ def fix_prompt(
     return template("fix", prompt_dir, env).substitute(error=error, code=parent_code)
 
 
-def _score(p: ProgramView) -> str:
-    if p.score is None:
-        return "n/a" if p.valid else "invalid"
-    return f"{p.score:.6g}"
+def fix_messages(
+    error: str, parent_code: str, prompt_dir: str | None = None, env: str | None = None
+) -> tuple[str, str]:
+    """(system, user) messages of the fast error catcher's retry: the edit rules, then the
+    failed attempt's error and the parent's code again."""
+    system = template("system", prompt_dir, env).substitute()
+    return system, fix_prompt(error, parent_code, prompt_dir, env)
+
+
+def score_text(p: ProgramView) -> str:
+    """A program's score as prompts show it ("invalid" or "n/a" without one)."""
+    return format_score(p.score, missing="n/a" if p.valid else "invalid")

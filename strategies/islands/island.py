@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from progressbench import code_hash
 
 from .features import Cell
 
@@ -15,10 +16,10 @@ Placement = Literal["stored", "duplicate", "rejected"]
 RECENT_ERRORS = 3
 
 
-def code_hash(code: str) -> str:
-    """Identity of a program's code; trailing whitespace and line endings do not count."""
-    normal = "\n".join(line.rstrip() for line in code.splitlines()).strip("\n")
-    return hashlib.sha256(normal.encode()).hexdigest()[:16]
+def member_hash(code: str) -> str:
+    """Identity of a program's code for the duplicate filter: the store's ``code_hash`` of
+    the text without trailing whitespace, line endings or blank lines at either end."""
+    return code_hash("\n".join(line.rstrip() for line in code.splitlines()).strip("\n"))
 
 
 @dataclass(frozen=True)

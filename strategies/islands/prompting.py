@@ -23,18 +23,12 @@ def _template(name: str, ctx: StrategyContext, own: bool = True) -> Template:
     )
 
 
-def score_text(program: ProgramView) -> str:
-    if program.score is None:
-        return "n/a" if program.valid else "invalid"
-    return f"{program.score:.6g}"
-
-
 def _parent_fields(ctx: StrategyContext, task_description: str, parent: ProgramView) -> dict:
     telemetry = f"Telemetry:\n{parent.telemetry_text}\n" if parent.telemetry_text else ""
     return {
         "task": task_description,
         "objective": prompts.format_objective(ctx.objective),
-        "score": score_text(parent),
+        "score": prompts.score_text(parent),
         "metrics": "Metrics: " + prompts.format_metrics(parent.metrics),
         "telemetry": telemetry,
         "code": parent.code,
@@ -46,7 +40,10 @@ def _inspirations(ctx: StrategyContext, programs: list[ProgramView]) -> str:
     block = _template("inspiration", ctx, own=False)
     body = "".join(
         block.substitute(
-            n=i + 1, score=score_text(p), metrics=prompts.format_metrics(p.metrics), code=p.code
+            n=i + 1,
+            score=prompts.score_text(p),
+            metrics=prompts.format_metrics(p.metrics),
+            code=p.code,
         )
         for i, p in enumerate(programs)
     )

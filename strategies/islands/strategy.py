@@ -28,7 +28,7 @@ from progressbench import (
 
 from . import prompting
 from .features import Descriptor, distance
-from .island import IdeaRecord, Island, Member, code_hash
+from .island import IdeaRecord, Island, Member, member_hash
 
 STATE_VERSION = 1
 # How much of an idea the island summary keeps: the gist, not the essay.
@@ -262,7 +262,7 @@ class Islands(Strategy):
         if not program.valid or program.score is None or not math.isfinite(program.score):
             return None
         cell = self._descriptor.cell(program, self._reference_code)
-        return Member(program.id, float(program.score), code_hash(program.code), cell)
+        return Member(program.id, float(program.score), member_hash(program.code), cell)
 
     def _note_idea(
         self, island: Island, program: ProgramView, member: Member | None, placement: str | None

@@ -115,7 +115,7 @@ def test_reply_is_one_line_of_explanation_then_blocks():
 def test_edits_apply_cleanly_and_respect_the_rules(seed):
     text = ask(seed=seed).text
     applied = apply_reply(PARENT, text)
-    assert applied.mode == "diff"
+    assert applied.kind == "diff"
     assert protected_changes(PARENT, applied.code) is None
     compile(applied.code, "<child>", "exec")
     lines = changed_lines(PARENT, applied.code)

@@ -8,7 +8,7 @@ from conftest import pb, query
 
 from progressbench.analysis.compare import compare
 from progressbench.run.config import RunConfig
-from progressbench.store.database import Store
+from progressbench.store import Store
 
 
 def test_compare_runs_each_contender_on_each_seed_and_reuses_finished_runs(db):

@@ -9,13 +9,13 @@ import math
 
 import pytest
 import verify_env
-from conftest import pb, query, register_plugins
+from conftest import pb, query
 
 from progressbench.analysis.stats import betainc, one_sample, t_cdf, welch
 from progressbench.analysis.verify import verify_program
 from progressbench.errors import UserError
 from progressbench.run.config import RunConfig
-from progressbench.store.database import Evaluation, Program, Store, code_hash
+from progressbench.store import Evaluation, Program, Store, code_hash
 
 
 # --- the distribution -----------------------------------------------------------------------
@@ -127,8 +127,8 @@ def test_verify_circle_packing_and_the_leaderboard(db, tmp_path):
 
 # --- a noisy environment with a target ----------------------------------------------------------
 @pytest.fixture
-def noisy(tmp_path):
-    register_plugins("verify_env")
+def noisy(tmp_path, plugin):
+    plugin(verify_env)
     store = Store(str(tmp_path / "pb.db"))
     config = RunConfig(env="noisy-test", evaluator_options={"plugin_modules": ["verify_env"]})
     run = store.create_run(env="noisy-test", variant="default", strategy="greedy", agent="t",
@@ -183,7 +183,7 @@ def test_failing_re_runs(noisy):
     assert "did not count" in v.summary and "flaky" in v.summary
 
 
-def test_static_guards_run_again_before_any_re_run(noisy, integrity_guards):
+def test_static_guards_run_again_before_any_re_run(noisy):
     store, run_id, add = noisy
     hostile = store.get_program(add(1.40, 0.01))
     with store.session() as s:
@@ -214,7 +214,6 @@ def test_verify_nanogpt_tiny_tests_the_validation_loss_against_the_target(tmp_pa
     """The environment's own protocol: best validation loss of each fresh-seed re-run against
     the 1.0 target. Four training steps cannot reach it, so the honest verdict is
     not-verified, with every re-run valid and the p-value far above 0.01."""
-    register_plugins("progressbench_environments.nanogpt.plugin")
     options = {
         "time_budget_s": 60,
         "max_steps": 4,

@@ -32,7 +32,7 @@ def env():
 
 
 def job(code: str, mode: str = "full") -> EvalJob:
-    return EvalJob(program=code, mode=mode, limits=Limits(seconds=30, memory_mb=2048))
+    return EvalJob(program=code, phase=mode, limits=Limits(seconds=30, memory_mb=2048))
 
 
 def test_evaluates_in_sandboxed_actors_and_survives_hostile_code_and_lost_actors(cluster, env):

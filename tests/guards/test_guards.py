@@ -11,14 +11,14 @@ from collections.abc import Iterator
 
 import integrity_env
 import pytest
-from conftest import register_plugins
 
 from progressbench import plugins
 from progressbench.contracts.environment import Assessment
 from progressbench.contracts.evaluator import EvalOutcome
 from progressbench.errors import PluginError
 from progressbench.run.config import RunConfig
-from progressbench.run.loop import RunLoop, pick_guards
+from progressbench.run.loop import RunLoop
+from progressbench.run.stages import pick_guards
 from progressbench.store.database import LLMCallRecord, Store
 from progressbench_environments.circle_packing.plugin import CirclePacking
 from progressbench_plugins.evaluators.local import LocalEvaluator
@@ -34,8 +34,8 @@ ANCHOR = "RING1_COUNT = 8  # knob: [5, 11] int\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def registered(integrity_guards: None) -> None:
-    register_plugins("integrity_env")
+def registered(module_plugin) -> None:
+    module_plugin(integrity_env)
 
 
 def in_block(body: str, reference: str = CP_REFERENCE) -> str:
@@ -50,7 +50,6 @@ def static(body: str, env=CP, reference: str = CP_REFERENCE):
 # --- static ---------------------------------------------------------------------------------
 def test_reference_programs_pass():
     assert StaticGuard().check_program(CP_REFERENCE, CP_REFERENCE, CP, "n26").passed
-    register_plugins("progressbench_environments.nanogpt.plugin")
     nanogpt = plugins.get_environment("nanogpt")
     tiny = nanogpt.baseline("tiny")
     # Judged on its own (the empty program as reference), not just relative to itself.

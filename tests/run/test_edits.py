@@ -146,7 +146,7 @@ def test_malformed_blocks_name_block_and_line(reply, message):
 
 def test_apply_one_block():
     applied = apply_reply(PROGRAM, "Tweak:\n" + block("    y = x + 1\n", "    y = x + 3\n"))
-    assert applied.mode == "diff"
+    assert applied.kind == "diff"
     assert applied.blocks == 1
     assert applied.code == PROGRAM.replace("y = x + 1", "y = x + 3")
     assert applied.edit == block("    y = x + 1\n", "    y = x + 3\n")
@@ -261,7 +261,7 @@ def test_program_without_evolve_blocks_cannot_be_edited():
 def test_full_rewrite_is_accepted_when_protected_code_is_unchanged():
     new = PROGRAM.replace("return x * 0.5", "return x * 0.3")
     applied = apply_reply(PROGRAM, f"Here is the program:\n```python\n{new}```\n")
-    assert applied.mode == "rewrite"
+    assert applied.kind == "rewrite"
     assert applied.blocks == 0
     assert applied.code == new
     assert applied.edit == unified_diff(PROGRAM, new)

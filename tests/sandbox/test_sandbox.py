@@ -21,8 +21,9 @@ import sandbox_env
 from progressbench import plugins
 from progressbench.contracts.evaluator import EvalJob, EvalOutcome, Limits
 from progressbench.errors import UserError
-from progressbench.sandbox import core as sandbox
-from progressbench.sandbox.core import WorkerStartError
+from progressbench.sandbox import doctor, filesystem
+from progressbench.sandbox.environ import scrubbed_environ
+from progressbench.sandbox.handle import WorkerStartError
 from progressbench_plugins.evaluators.local import LocalEvaluator
 
 pytestmark = [
@@ -64,10 +65,8 @@ def main():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def registered() -> Iterator[None]:
-    plugins.pm.register(sandbox_env, name="sandbox_env")
-    yield
-    plugins.pm.unregister(name="sandbox_env")
+def registered(module_plugin) -> None:
+    module_plugin(sandbox_env)
 
 
 @contextlib.contextmanager
@@ -93,7 +92,7 @@ def ev(registered: None) -> Iterator[LocalEvaluator]:
 
 def run(ev: LocalEvaluator, body: str, mode: str = "full", **limits: object) -> EvalOutcome:
     settings: dict[str, object] = {"seconds": 20.0, "memory_mb": 512, **limits}
-    job = EvalJob(program=textwrap.dedent(body), mode=mode, limits=Limits(**settings))
+    job = EvalJob(program=textwrap.dedent(body), phase=mode, limits=Limits(**settings))
     return ev.evaluate(job)
 
 
@@ -146,15 +145,14 @@ def run_elsewhere(
     ``environ`` added to its initial environment and, given ``platform_uid``, as that user."""
     platform = textwrap.dedent(
         f"""
-        import sandbox_env
         from progressbench import plugins
         from progressbench.contracts.evaluator import EvalJob, Limits
         from progressbench_plugins.evaluators.local import LocalEvaluator
-        plugins.pm.register(sandbox_env, name="sandbox_env")
+        plugins.register_modules(["sandbox_env"])
         env = plugins.get_environment("sandbox-test")
         with LocalEvaluator(env, "default", 1, {{"plugin_modules": ["sandbox_env"]}}) as ev:
             for program, limits in {jobs!r}:
-                job = EvalJob(program=program, mode="full", limits=Limits(**limits))
+                job = EvalJob(program=program, phase="full", limits=Limits(**limits))
                 print(ev.evaluate(job).model_dump_json(), flush=True)
         """
     )
@@ -190,7 +188,7 @@ def test_worker_start_failure_is_explained() -> None:
 
 
 def test_capabilities_describe_the_machine() -> None:
-    caps = sandbox.capabilities()
+    caps = doctor.capabilities()
     for key in ("rlimits", "subreaper", "pdeathsig", "uid_drop", "network_namespace", "pidfd",
                 "mount_namespace", "private_tmp", "read_all", "can_signal_platform"):  # fmt: skip
         assert isinstance(caps[key], bool)
@@ -201,7 +199,7 @@ def test_capabilities_describe_the_machine() -> None:
 
 
 def test_doctor_reports_what_an_evaluator_puts_in_place(ev: LocalEvaluator) -> None:
-    caps, isolation = sandbox.capabilities(), ev.isolation
+    caps, isolation = doctor.capabilities(), ev.isolation
     assert isolation["read_all"] == caps["read_all"]
     assert isolation["private_tmp"] == caps["private_tmp"]
     assert bool(isolation["hidden"]) == caps["home_directory"].endswith("remain)")
@@ -212,7 +210,7 @@ def test_doctor_reports_what_an_evaluator_puts_in_place(ev: LocalEvaluator) -> N
 
 
 def test_secret_names_are_scrubbed() -> None:
-    env = sandbox.scrubbed_environ(
+    env = scrubbed_environ(
         {"PATH": "/bin", "LC_ALL": "C", "OPENAI_API_KEY": "k", "GITHUB_TOKEN": "t",
          "AWS_REGION": "x", "CUDA_VISIBLE_DEVICES": "0", "NCCL_AUTH_KEY": "s", "MY_VAR": "v",
          "HOME": "/root"},
@@ -534,7 +532,7 @@ def test_writing_outside_scratch_fails(ev: LocalEvaluator, tmp_path: Path) -> No
 
 
 def test_call_job_runs_the_named_entry_in_a_fresh_child(ev: LocalEvaluator) -> None:
-    job = EvalJob(program="X = 1\n", mode="call",
+    job = EvalJob(program="X = 1\n", phase="call",
                   options={"entry": "sandbox_env:probe", "args": [1, 2]})  # fmt: skip
     out = ev.evaluate(job)
     assert out.status == "ok", out.error
@@ -555,13 +553,13 @@ def test_scratch_directory_has_a_disk_limit(ev: LocalEvaluator) -> None:
     assert run(ev, "def main():\n    open('a', 'wb').write(b'x' * 1000)\n", disk_mb=40).ok
 
 
-PRIVATE_FS = ROOT and sandbox.capabilities()["mount_namespace"]
+PRIVATE_FS = ROOT and doctor.capabilities()["mount_namespace"]
 NO_PRIVATE_FS = "needs root and mount namespaces"
 
 
 @pytest.mark.skipif(not PRIVATE_FS, reason=NO_PRIVATE_FS)
 def test_home_directory_is_hidden(ev: LocalEvaluator) -> None:
-    home = sandbox.home_dirs()[0]
+    home = filesystem.home_dirs()[0]
     marker = Path(home) / f".progressbench-test-{os.getpid()}"
     marker.write_text("a credential")
     marker.chmod(0o644)  # even a world-readable file
@@ -614,7 +612,7 @@ def test_tmp_is_private_small_and_emptied_between_jobs(ev: LocalEvaluator) -> No
     assert full.status == "error" and "No space left on device" in full.error
 
 
-@pytest.mark.skipif(not (ROOT and sandbox.capabilities()["network_namespace"]),
+@pytest.mark.skipif(not (ROOT and doctor.capabilities()["network_namespace"]),
                     reason="network namespaces need root")  # fmt: skip
 def test_network_is_loopback_only(ev: LocalEvaluator) -> None:
     out = run(

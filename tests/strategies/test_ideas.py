@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from types import ModuleType
 
 import pytest
-from conftest import register_plugins
 
-from progressbench import hookimpl, plugins
+from progressbench import hookimpl
 from progressbench.contracts.agent import Agent, AgentOptions, AgentReply, AgentRequest, LLMCall
 from progressbench.run.config import RunConfig
 from progressbench.run.edits import restated_idea
@@ -49,7 +47,7 @@ class Scripted(Agent):
 
 
 @pytest.fixture(scope="module")
-def scripted() -> None:
+def scripted(module_plugin) -> None:
     module = ModuleType("scripted_agent_plugin")
 
     @hookimpl
@@ -57,11 +55,7 @@ def scripted() -> None:
         register(Scripted)
 
     module.register_agents = register_agents
-    sys.modules[module.__name__] = module
-    register_plugins(module.__name__)
-    yield
-    plugins.pm.unregister(name=module.__name__)
-    del sys.modules[module.__name__]
+    module_plugin(module)
 
 
 @pytest.mark.parametrize(("arg", "credited"), [("restate", "Idea: B"), ("quiet", "Idea: A")])

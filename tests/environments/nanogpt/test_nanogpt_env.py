@@ -10,7 +10,7 @@ import pytest
 from progressbench import plugins
 from progressbench.run.edits import evolve_regions
 from progressbench_environments.nanogpt import env as env_module
-from progressbench_environments.nanogpt import plugin, static
+from progressbench_environments.nanogpt import static
 from progressbench_environments.nanogpt.config import SPEEDRUN, TINY
 from progressbench_environments.nanogpt.env import NanoGPT
 from progressbench_plugins.agents.offline import knobs
@@ -18,13 +18,7 @@ from progressbench_plugins.agents.offline import knobs
 
 @pytest.fixture(scope="module")
 def nanogpt() -> Any:
-    plugins.load_plugins()
-    registered_here = not plugins.pm.is_registered(plugin)
-    if registered_here:
-        plugins.pm.register(plugin, name="nanogpt")
-    yield plugins.get_environment("nanogpt")
-    if registered_here:
-        plugins.pm.unregister(plugin)
+    return plugins.get_environment("nanogpt")  # its entry point registers it
 
 
 def test_registered_through_the_plugin_manager(nanogpt: Any) -> None:

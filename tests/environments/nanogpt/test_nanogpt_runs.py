@@ -226,11 +226,11 @@ def test_through_the_platforms_local_evaluator() -> None:
     evaluator_cls = plugins.get("evaluators", "local")
     resources = env.resources("tiny")
     limits = Limits(seconds=resources.seconds, memory_mb=resources.memory_mb)
-    hostile = ROOT / "tests" / "hostile" / "nanogpt_hostile" / "gc_hunt.py"
+    hostile = ROOT / "tests" / "hostile" / "nanogpt" / "gc_hunt.py"
     with evaluator_cls(env, "tiny", 1) as evaluator:
         smoke, honest, refused = (
             evaluator.evaluate(
-                EvalJob(program=p.read_text(), mode=m, limits=limits, options=TINY_OPTIONS)
+                EvalJob(program=p.read_text(), phase=m, limits=limits, options=TINY_OPTIONS)
             )
             for p, m in ((SMALL, "smoke"), (SMALL, "full"), (hostile, "full"))
         )
@@ -272,7 +272,7 @@ def test_speedrun_shards_under_the_hidden_home_stay_readable_to_the_harness(
             outcome = evaluator.evaluate(
                 EvalJob(
                     program=program,
-                    mode="smoke",
+                    phase="smoke",
                     limits=Limits(seconds=300, memory_mb=8192),
                     options=options,
                 )

@@ -1,0 +1,176 @@
+"""The agent session a strategy drives while it proposes one child, and what it shares with
+the rest of the run: the program views, the stop flag, the cost meter.
+
+A session asks the run's agents, stores every LLM call as soon as the reply is in (keyed by
+``rows.call_key``), adds its cost to the meter, and remembers the keys it asked so the child's
+program row links exactly those calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from progressbench.contracts.agent import Agent, AgentReply, AgentRequest, Purpose
+from progressbench.contracts.environment import Assessment
+from progressbench.contracts.program import ProgramView
+from progressbench.contracts.strategy import Task
+from progressbench.run import rows
+from progressbench.run.agents import AgentPool
+from progressbench.store.database import Store
+from progressbench.store.tables import Program, stored_id
+
+
+class CostCapReached(Exception):
+    """The run's LLM spend reached --max-cost; the task in hand is abandoned unstored."""
+
+
+class Interrupted(Exception):
+    """The run is stopping (Ctrl-C); a worker thread's result must not be recorded."""
+
+
+class StopFlag:
+    """Set once the run is stopping; worker threads check it between stages."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if the run is stopping."""
+        if self._event.is_set():
+            raise Interrupted()
+
+
+class CostMeter:
+    """The run's LLM spend in USD, added to by worker threads, against the cap (--max-cost)."""
+
+    def __init__(self, cap: float | None = None, spent: float = 0.0):
+        self.cap = cap
+        self._spent = spent
+        self._lock = threading.Lock()
+
+    @property
+    def spent(self) -> float:
+        return self._spent
+
+    def add(self, amount: float) -> None:
+        with self._lock:
+            self._spent += amount
+
+    def set(self, total: float) -> None:
+        """The spend as the store adds it up (the main thread, at each commit)."""
+        with self._lock:
+            self._spent = total
+
+    @property
+    def capped(self) -> bool:
+        return self.cap is not None and self._spent >= self.cap
+
+
+class ProgramViews:
+    """What strategies see of the run's programs, cached: built from the store on first use,
+    replaced by the main thread when a program gets its result."""
+
+    def __init__(self, store: Store, format_telemetry: Callable[[dict[str, Any]], str]):
+        self.store = store
+        self.format_telemetry = format_telemetry
+        self._views: dict[int, ProgramView] = {}
+
+    def get(self, program_id: int) -> ProgramView:
+        if program_id not in self._views:
+            self._views[program_id] = self.build(self.store.get_program(program_id))
+        return self._views[program_id]
+
+    def put(self, view: ProgramView) -> ProgramView:
+        self._views[view.id] = view
+        return view
+
+    def build(self, program: Program, assessment: Assessment | None = None) -> ProgramView:
+        """The view of ``program``; without an ``assessment``, that of its stored evaluation."""
+        if assessment is None:
+            assessment = rows.assessment_from(self.store.evaluation(stored_id(program)))
+        return rows.view_of(program, assessment, self.format_telemetry)
+
+
+class AgentSession:
+    """The ``ProposalSession`` of one task: the strategy asks, the run's agents answer."""
+
+    def __init__(
+        self,
+        task: Task,
+        seq: int,
+        task_description: str,
+        *,
+        views: ProgramViews,
+        agents: AgentPool,
+        stop: StopFlag,
+        meter: CostMeter,
+        store: Store,
+        run_id: str,
+        seed: int,
+        earlier_keys: list[str] | None = None,
+    ):
+        self.task = task
+        self.seq = seq
+        self.task_description = task_description
+        self.views, self.agents, self.stop, self.meter = views, agents, stop, meter
+        self.store, self.run_id, self.seed = store, run_id, seed
+        # Keys an earlier session of this task (killed before its program was stored) used:
+        # the same keys as this one's, or more, and their calls belong to the same child.
+        self._earlier = list(earlier_keys or [])
+        self._asked: list[str] = []
+
+    @property
+    def call_keys(self) -> list[str]:
+        """The keys of every request made for this task, to link to its program."""
+        return list(dict.fromkeys(self._earlier + self._asked))
+
+    def program(self, program_id: int) -> ProgramView:
+        return self.views.get(program_id)
+
+    def ask(
+        self,
+        purpose: Purpose,
+        system: str,
+        prompt: str,
+        idea: str | None = None,
+        error: str | None = None,
+    ) -> AgentReply:
+        self.stop.check()
+        if self.meter.capped:
+            raise CostCapReached()
+        n = len(self._asked) + 1
+        key = rows.call_key(self.seq, purpose, n)
+        self._asked.append(key)
+        request = AgentRequest(
+            purpose=purpose,
+            system=system,
+            prompt=prompt,
+            parent_code=self.views.get(self.task.parent_id).code,
+            seed=(self.seed * 7_919 + self.seq * 104_729 + n) % (2**31),
+            idea=idea,
+            error=error,
+            key=key,
+        )
+        agent: Agent = self.agents.pick(request.seed)
+        try:
+            reply = agent.reply(request)
+        except Exception as exc:  # an agent bug becomes a recorded failure, not a dead run
+            reply = AgentReply(error=f"agent {agent.label} failed: {exc}")
+        self._record(key, reply)
+        return reply
+
+    def _record(self, key: str, reply: AgentReply) -> None:
+        if not reply.calls:
+            return
+        self.store.add_all(rows.call_rows(self.run_id, key, reply.calls))
+        spent = sum(c.cost_usd for c in reply.calls)
+        if spent:
+            self.meter.add(spent)

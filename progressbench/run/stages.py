@@ -1,0 +1,123 @@
+"""The stages a candidate passes, shared by the run loop and ``progressbench verify``: which
+guards apply, the limits of an evaluation, the static guards, the assessment of a result after
+the result guards, and how many evaluations run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from progressbench import plugins
+from progressbench.contracts.environment import Assessment, Environment, Resources
+from progressbench.contracts.evaluator import EvalOutcome, Limits
+from progressbench.contracts.guard import Guard, Sandbox, Verdict
+from progressbench.errors import UserError
+from progressbench.run.config import RunConfig
+
+
+def default_workers(cpus: float, most: int | None = None) -> int:
+    """Evaluations at once when the user gives no number: as many as the cores this process
+    may run on hold evaluations of ``cpus`` cores each, at least one, at most ``most``."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    n = max(1, int(cores // max(cpus, 1)))
+    return n if most is None else max(1, min(most, n))
+
+
+def pick_guards(env: Environment, variant: str, names: list[str] | None) -> list[Guard]:
+    """The guards a run applies: those ``names`` lists, or every guard enabled by default;
+    either way only those that apply to the environment."""
+    found = {name: reg.obj for name, reg in plugins.registry("guards").items()}
+    if names is not None:
+        unknown = [g for g in names if g not in found]
+        if unknown:
+            raise UserError(f"unknown guard {unknown[0]!r} (available: {', '.join(sorted(found))})")
+        chosen = [found[g] for g in names]
+    else:
+        chosen = [g for g in found.values() if g.default_enabled]
+    return [g for g in chosen if g.applies(env, variant)]
+
+
+def limits_for(resources: Resources, config: RunConfig, phase: str) -> Limits:
+    """The limits of a ``"smoke"`` or ``"full"`` evaluation: the environment's, overridden
+    by the user's ``timeout_s``, ``memory_mb`` and ``disk_mb``."""
+    seconds = resources.smoke_seconds if phase == "smoke" else resources.seconds
+    if config.timeout_s:
+        # The user's limit replaces the full evaluation's and caps the smoke check's.
+        seconds = config.timeout_s if phase == "full" else min(seconds, config.timeout_s)
+    sizes = {"file_mb": resources.file_mb, "disk_mb": config.disk_mb or resources.disk_mb}
+    return Limits(
+        seconds=seconds,
+        memory_mb=config.memory_mb or resources.memory_mb,
+        **{k: v for k, v in sizes.items() if v is not None},
+    )
+
+
+def static_verdicts(
+    guards: list[Guard],
+    code: str,
+    reference: str,
+    env: Environment,
+    variant: str,
+    sandbox: Sandbox,
+) -> list[Verdict]:
+    """The verdicts of the static guards; ``sandbox`` goes to those that run candidate code."""
+    out = []
+    for guard in guards:
+        if guard.stage != "static":
+            continue
+        try:
+            if guard.uses_sandbox:
+                v = guard.check_program(code, reference, env, variant, sandbox=sandbox)
+            else:
+                v = guard.check_program(code, reference, env, variant)
+        except Exception as exc:  # a broken guard must not pass a program silently
+            v = guard.reject(f"guard crashed: {exc}", rule="guard-error")
+        out.append(v)
+    return out
+
+
+def assess_outcome(
+    env: Environment, variant: str, guards: list[Guard], code: str, outcome: EvalOutcome
+) -> tuple[Assessment, list[Verdict]]:
+    """The trusted assessment of a successful evaluation, after the result guards: any
+    failing verdict makes it invalid, with the guards' reasons."""
+    try:
+        assessment = env.assess(outcome.raw or {}, outcome.verified, variant)
+    except Exception as exc:  # hostile output must not crash the platform
+        assessment = Assessment(valid=False, reason=f"assessment failed: {exc}")
+    verdicts = []
+    for guard in guards:
+        if guard.stage != "result":
+            continue
+        try:
+            v = guard.check_result(code, outcome, assessment, env, variant)
+        except Exception as exc:
+            v = guard.reject(f"guard crashed: {exc}", rule="guard-error")
+        verdicts.append(v)
+    bad = [v for v in verdicts if not v.passed]
+    if bad and assessment.valid:
+        assessment = assessment.model_copy(
+            update={"valid": False, "reason": describe_verdicts(bad)}
+        )
+    return assessment, verdicts
+
+
+def describe_verdicts(bad: Sequence[Any]) -> str:
+    """Failing verdicts (the guards' or their stored rows) as one line for the agent."""
+    parts = []
+    for v in bad:
+        where = f" (line {v.line})" if v.line else ""
+        rule = f" [{v.rule}]" if v.rule else ""
+        parts.append(f"guard {v.guard}{rule}{where}: {v.reason}")
+    return "; ".join(parts)
+
+
+def describe_outcome(o: EvalOutcome) -> str:
+    """A failed evaluation as one message: its status and error (or the end of stderr)."""
+    text = o.error.strip() or o.stderr.strip()[-2000:] or "(no output)"
+    return f"{o.status}: {text}"

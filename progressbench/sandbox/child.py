@@ -1,0 +1,244 @@
+"""What runs inside the forked child, from ``os.fork()`` to ``os._exit``: entering the
+sandbox (session, file descriptors, scratch as cwd and HOME, rlimits, the uid drop,
+no-new-privs, the parent-death signal), calling the environment's harness, and reporting the
+result as JSON on the result pipe.
+
+Apart from the worker's loop because this code runs next to the candidate: it must never
+return into the worker's loop, and the order of its steps is part of the isolation (each
+step says why it comes where it does). The worker imports this module before it forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import faulthandler
+import importlib
+import json
+import math
+import os
+import resource
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from progressbench.contracts.environment import SandboxContext
+from progressbench.sandbox.syscalls import (
+    CAP_DAC_READ_SEARCH,
+    PR_SET_KEEPCAPS,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    keep_only_capability,
+    prctl,
+)
+
+if TYPE_CHECKING:
+    from progressbench.sandbox.worker import Worker
+
+MIB = 1 << 20
+RESULT_FD = 3
+TRACEBACK_LINES = 20
+
+
+def describe(exc: BaseException) -> str:
+    try:
+        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+        return "\n".join(lines[-TRACEBACK_LINES:])
+    except Exception:  # a hostile exception whose __str__ or __repr__ raises
+        return f"{type(exc).__name__} (could not be formatted)"
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """(error text, status) for an exception escaping the harness."""
+    text = describe(exc)
+    status = "error"
+    last = text.rsplit("\n", 1)[-1].lower()
+    if (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"  # torch.cuda
+        or "can't allocate memory" in last
+        or "out of memory" in last
+    ):
+        status = "memory"
+    elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        status = "output-limit"
+    return text, status
+
+
+def _entry(spec: str) -> Any:
+    """The harness function a ``call`` job names ("module:function"); the platform chose it,
+    the candidate cannot."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _tasks_of(uid: int) -> int:
+    """Tasks (threads) running as ``uid``: what RLIMIT_NPROC counts."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{name}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                if int(fields["Uid"].split()[0]) == uid:
+                    total += int(fields["Threads"])
+    return total
+
+
+def cpu_limit(seconds: float, threads: int) -> int:
+    # Every thread may burn CPU for the whole wall-time limit; the clock is the real
+    # limit, this one only catches a candidate the clock somehow misses.
+    return math.ceil(seconds * threads) + 1
+
+
+def child_main(
+    worker: Worker,
+    mode: str,
+    job: dict[str, Any],
+    program: Path,
+    scratch: Path,
+    raw: dict[str, Any] | None,
+    out: int,
+    err: int,
+    result_fd: int,
+    vm_cap: int,
+) -> NoReturn:
+    """Runs in the forked child; never returns into the worker's loop."""
+    try:
+        try:
+            enter_sandbox(worker, job["limits"], scratch, out, err, result_fd, vm_cap)
+        except BaseException as exc:
+            write_report(failure_report(f"sandbox set-up failed: {exc!r}"))
+        me = os.getpid()
+        try:
+            ctx = SandboxContext(
+                variant=worker.variant,
+                phase=mode,
+                seed=int(job["seed"]),
+                scratch=scratch,
+                time_limit=float(job["limits"]["seconds"]),
+                options=job["options"],
+            )
+            if mode == "smoke":
+                result = worker.env.smoke(program, ctx)
+            elif mode == "call":
+                result = _entry(str(ctx.options["entry"]))(program, ctx)
+            elif mode == "verify":
+                result = worker.env.verify(program, raw or {}, ctx)
+            else:
+                result = worker.env.run(program, ctx)
+            report = encode(result, worker.max_result_bytes)
+        except BaseException as exc:
+            report = failure_report(*_failure(exc))
+        # A process the candidate forked inside the harness came back out of it: only
+        # the child itself reports.
+        if os.getpid() != me:
+            os._exit(0)
+        write_report(report)
+    finally:
+        os._exit(70)
+
+
+def encode(result: Any, max_result_bytes: int) -> bytes:
+    """The child's report of the harness's result: JSON, checked for size."""
+    if not isinstance(result, dict):
+        kind = type(result).__name__
+        return failure_report(f"the harness returned {kind}, not a dict")
+    try:
+        body = json.dumps(result)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return failure_report(f"the result is not JSON-serialisable: {exc}")
+    if len(body) > max_result_bytes - 100:
+        return failure_report(
+            f"the result ({len(body)} bytes) exceeds the limit of {max_result_bytes}"
+        )
+    return ('{"status": "ok", "raw": ' + body + "}").encode()
+
+
+def failure_report(error: str, status: str = "error") -> bytes:
+    return json.dumps({"status": status, "error": error}).encode()
+
+
+def write_report(data: bytes) -> NoReturn:
+    """Write ``data`` to the result pipe and exit: the child's one way back."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(OSError):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(RESULT_FD, view) :]
+    os._exit(0)
+
+
+def enter_sandbox(
+    worker: Worker,
+    limits: dict[str, Any],
+    scratch: Path,
+    out: int,
+    err: int,
+    result_fd: int,
+    vm_cap: int,
+) -> None:
+    os.setsid()
+    # File descriptors: 0 /dev/null, 1 and 2 the capture files, 3 the result pipe (not
+    # inherited across exec); nothing else, above all not the platform's socket.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    for fd, target in ((devnull, 0), (out, 1), (err, 2), (result_fd, RESULT_FD)):
+        if fd != target:  # os.pipe() descriptors start non-inheritable
+            os.dup2(fd, target, inheritable=target != RESULT_FD)
+    os.closerange(RESULT_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    # Python ignores SIGXFSZ (writes then fail with EFBIG, which a candidate can swallow
+    # and retry forever); the default action ends it the moment it passes the limit.
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    os.chdir(scratch)
+    threads = str(worker.threads)
+    os.environ.update(
+        HOME=str(scratch), TMPDIR=str(scratch), PWD=str(scratch),
+        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+    )  # fmt: skip
+    tempfile.tempdir = str(scratch)
+    set_limits(worker, limits, vm_cap)
+    if worker.uid is not None and worker.gid is not None:
+        os.setgroups([])
+        os.setresgid(worker.gid, worker.gid, worker.gid)
+        if worker.read_all:
+            prctl(PR_SET_KEEPCAPS, 1)
+        os.setresuid(worker.uid, worker.uid, worker.uid)
+        if worker.read_all:
+            keep_only_capability(CAP_DAC_READ_SEARCH)
+    # No setuid binary hands privileges back.
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    # After the uid change, which clears it; then make sure the worker did not die first.
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != worker.pid:
+        os._exit(71)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(worker.threads)
+    faulthandler.enable(all_threads=True)
+    # Lines reach the capture file as printed, so a crash loses none of them.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def set_limits(worker: Worker, limits: dict[str, Any], vm_cap: int) -> None:
+    def cap(kind: int, value: int) -> None:
+        resource.setrlimit(kind, (value, value))
+
+    cap(resource.RLIMIT_CORE, 0)
+    cpu = cpu_limit(float(limits["seconds"]), worker.threads)
+    # Soft: SIGXCPU; hard, one second later: SIGKILL even if SIGXCPU is handled.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    cap(resource.RLIMIT_FSIZE, int(limits["file_mb"]) * MIB)
+    processes = int(limits["processes"])
+    if worker.uid is not None:
+        cap(resource.RLIMIT_NPROC, processes)
+    elif os.geteuid() != 0:  # the count covers every task of the user, not just ours
+        cap(resource.RLIMIT_NPROC, _tasks_of(os.geteuid()) + processes)
+    if worker.memory_watch == "rlimit":
+        # Relative to what the warm worker had already mapped (torch alone maps ~0.6 GB).
+        cap(resource.RLIMIT_AS, vm_cap)

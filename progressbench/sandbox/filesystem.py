@@ -1,0 +1,220 @@
+"""The file system a worker and its candidates see: the private mount namespace (home
+directories hidden, private size-capped /tmp, /var/tmp and /dev/shm), emptying it between
+jobs, measuring a scratch directory, and removing a tree a candidate may have booby-trapped.
+
+The order of the mounts is part of the isolation (the comments say why where it matters);
+one module keeps it in one reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from progressbench.sandbox.syscalls import (
+    CLONE_NEWNS,
+    MS_BIND,
+    MS_MOVE,
+    MS_NODEV,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    mount,
+    unshare,
+)
+
+# Size of the private /tmp and /var/tmp (memory-backed): room for a library's temporary files,
+# not for a flood; the candidate's real workspace is its scratch directory.
+PRIVATE_TMP_MB = 128
+
+
+@dataclass(frozen=True)
+class _PrivateDir:
+    """A temporary directory this process covered with a tmpfs of its own: the only kind
+    ``clear_private_tmp`` may empty (never the host's)."""
+
+    root: str
+    device: int  # st_dev of that tmpfs, checked again before each clean
+    bound: tuple[str, ...]  # the paths bound back into it (code, the worker's directory)
+
+
+_private_dirs: list[_PrivateDir] = []
+
+
+def home_dirs() -> list[str]:
+    """The platform user's home directories: where its credentials live (~/.config, ~/.netrc,
+    ~/.cache, cloud CLIs' keys)."""
+    import pwd
+
+    found = [os.environ.get("HOME", "")]
+    with contextlib.suppress(KeyError):
+        found.append(pwd.getpwuid(os.getuid()).pw_dir)
+    homes = {os.path.realpath(h) for h in found if h}
+    return sorted(h for h in homes if h != "/" and os.path.isdir(h))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """``paths`` without those inside another one of them."""
+    out: list[str] = []
+    for p in sorted({os.path.realpath(p) for p in paths}):
+        if not any(_inside(p, q) for q in out):
+            out.append(p)
+    return out
+
+
+def _overlay(target: str, keep: list[str], staging: Path, mode: str, size_mb: int) -> None:
+    """Replace the directory ``target`` by a fresh tmpfs holding only the ``keep`` paths
+    (bound back, read-only unless they are the worker's own directory). Built aside and moved
+    in, since the originals vanish from view once ``target`` is covered."""
+    stage = tempfile.mkdtemp(prefix="mount-", dir=staging)
+    try:
+        mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size_mb}m")
+        for path in keep:
+            inner = os.path.join(stage, os.path.relpath(path, target))
+            if os.path.isdir(path):
+                os.makedirs(inner, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(inner), exist_ok=True)
+                open(inner, "a").close()
+            if _inside(str(staging), path):
+                # The worker's own directory: writable, and without the stage mounted in it.
+                mount(path, inner, None, MS_BIND)
+            else:
+                mount(path, inner, None, MS_BIND | MS_REC)
+                mount(None, inner, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
+        mount(stage, target, None, MS_MOVE)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(stage)
+
+
+def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[str, Any]:
+    """Give this process (a worker, as root) and its future children their own view of the
+    file system, in a new mount namespace: each home directory of the platform user becomes
+    an empty directory holding only the ``keep`` paths that lie under it (the interpreter,
+    the imported packages; read-only), and /tmp, /var/tmp and /dev/shm become private,
+    size-capped tmpfs (``workdir``, the worker's own directory, stays reachable). Returns
+    what is in effect; raises OSError when the host allows none of it."""
+    unshare(CLONE_NEWNS)
+    # Nothing done here may propagate back to the host's mounts.
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    workdir = Path(os.path.realpath(workdir))
+    wanted = _outermost([*keep, str(workdir)])
+    done: dict[str, Any] = {"hidden": [], "private_tmp": False}
+    for home in home_dirs():
+        inside = [p for p in wanted if _inside(p, home)]
+        if any(p == home for p in inside):
+            continue  # the interpreter *is* the home directory: nothing to hide
+        _overlay(home, inside, workdir, "0755", 1)
+        done["hidden"].append(home)
+    tmp = os.path.realpath(tempfile.gettempdir())
+    for path, size in ((tmp, PRIVATE_TMP_MB), ("/var/tmp", PRIVATE_TMP_MB), ("/dev/shm", shm_mb)):
+        path = os.path.realpath(path)
+        if os.path.isdir(path) and not any(d.root == path for d in _private_dirs):
+            _private_tmp(path, wanted, workdir, size)
+    done["private_tmp"] = True
+    return done
+
+
+def _private_tmp(root: str, wanted: list[str], workdir: Path, size_mb: int) -> None:
+    """Cover the temporary directory ``root`` with a private tmpfs, binding back what of
+    ``wanted`` lies in it. Code (a CI checkout, a throw-away venv) is bound back as its whole
+    top-level folder: binding deep paths alone left lazily imported subpackages unreachable.
+    What was bound is recorded, so that emptying ``root`` never walks it."""
+    # ``root`` itself is never bound back (that would be the host's directory again).
+    inside = [p for p in wanted if _inside(p, root) and p != root]
+    if _inside(str(workdir), root) and not any(_inside(str(workdir), p) for p in inside):
+        inside.append(str(workdir))
+    tops = {
+        p
+        if _inside(str(workdir), p) or _inside(p, str(workdir))
+        else os.path.join(root, os.path.relpath(p, root).split(os.sep)[0])
+        for p in inside
+    }
+    bound = _outermost(tops)
+    _overlay(root, bound, workdir, "1777", size_mb)
+    _private_dirs.append(_PrivateDir(root, os.stat(root).st_dev, tuple(bound)))
+
+
+def clear_private_tmp(workdir: Path) -> None:
+    """Empty the private /tmp, /var/tmp and /dev/shm between jobs: only the directories
+    ``private_filesystem`` mounted in this process, never the host's. Only what candidates
+    could have written goes: the paths bound back (the code, read-only; ``workdir``, the
+    worker's own directory) are neither entered nor removed, and neither is anything that
+    lies on another file system than the private tmpfs."""
+    keep = os.path.realpath(workdir)
+    for private in _private_dirs:
+        with contextlib.suppress(OSError):
+            if os.stat(private.root).st_dev != private.device:
+                continue  # not the tmpfs this process mounted there: not ours to empty
+            _empty(private.root, private.device, (*private.bound, keep))
+
+
+def _empty(directory: str, device: int, protected: tuple[str, ...]) -> None:
+    """Remove what is in ``directory`` except the ``protected`` paths; a directory that only
+    leads to one of them (created when it was bound back) stays, emptied of the rest."""
+    with os.scandir(directory) as it:
+        entries = list(it)
+    for entry in entries:
+        path = entry.path
+        with contextlib.suppress(OSError):
+            if any(_inside(p, path) for p in protected):
+                if path not in protected and entry.is_dir(follow_symlinks=False):
+                    _empty(path, device, protected)
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if info.st_dev != device:
+                continue  # a mount point: nothing a candidate could have made
+            if stat.S_ISDIR(info.st_mode):
+                remove_tree(Path(path))
+            else:
+                os.unlink(path)
+
+
+def disk_usage(root: Path, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated, entries) under ``root``, stopping early past ``max_entries``;
+    allocated blocks, so a sparse file counts for what it really occupies."""
+    total = entries = 0
+    stack = [str(root)]
+    while stack and entries <= max_entries:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as it:
+            for entry in it:
+                entries += 1
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(entry.path)
+    return total, entries
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():  # a same-uid candidate may have made its dirs unreadable: undo that
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+        for top, dirs, _ in os.walk(path):
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(top, name), 0o700)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def import_paths() -> tuple[str, ...]:
+    """The directories a worker and its children import from."""
+    found = [sys.executable, *sys.path]
+    return tuple(sorted({p for p in found if p and os.path.exists(p)}))

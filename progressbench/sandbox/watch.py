@@ -1,0 +1,243 @@
+"""The worker's watch over one running child: the clock, its memory (RSS mode), the size of
+its scratch directory and the platform's socket, polled together until the child ends or
+is killed; then the sweep that leaves no process of the candidate behind, and the judgement
+of how the child ended (``Phase``).
+
+Apart from the worker's loop so that what decides a candidate's status (timeout, memory,
+output-limit, crashed, error) reads in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from progressbench.sandbox.child import MIB, cpu_limit
+from progressbench.sandbox.filesystem import disk_usage
+from progressbench.sandbox.protocol import signal_name
+
+if TYPE_CHECKING:
+    from progressbench.sandbox.worker import Worker
+
+
+# How often the RSS watch (GPU jobs, where an address-space limit would break CUDA) looks.
+RSS_POLL_S = 0.05
+# How often the scratch directory's size is checked against the job's disk limit, and the
+# most entries a candidate may create there (each poll walks them all).
+DISK_POLL_S = 0.5
+MAX_SCRATCH_ENTRIES = 100_000
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class PlatformGone(Exception):
+    """The platform hung up: stop the candidate and exit."""
+
+
+@dataclass
+class Phase:
+    """What one child (run, smoke or verify) came to."""
+
+    status: str
+    raw: dict[str, Any] | None = None
+    error: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+
+
+def statm(pid: int | str) -> tuple[int, int]:
+    """(virtual size, resident size) in bytes."""
+    with open(f"/proc/{pid}/statm") as f:
+        size, resident = f.read().split()[:2]
+    return int(size) * PAGE, int(resident) * PAGE
+
+
+def _children() -> list[int]:
+    """This process's children, orphans it adopted as subreaper included."""
+    try:
+        pids: list[int] = []
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        return pids
+    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: scan every process
+        me, found = os.getpid(), []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{name}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                            found.append(int(name))
+        return found
+
+
+def sweep(pgid: int | None) -> None:
+    """SIGKILL the candidate's process group and every process left below this worker.
+    Orphans re-parent to the worker (a child subreaper), so each round kills what is there
+    and the next finds their orphaned children; RLIMIT_NPROC bounds the rounds."""
+    if pgid is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    while kids := _children():
+        for pid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in kids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def wait(
+    worker: Worker,
+    pid: int,
+    read_end: int,
+    deadline: float,
+    rss_cap: int,
+    scratch: Path,
+    disk_cap: int,
+) -> tuple[int, resource.struct_rusage, str, bytes | None]:
+    """Collect the child's result while watching the clock, its memory (RSS mode), the
+    size of its scratch directory and the platform. Returns (wait status, rusage, why we
+    killed it or "", the result bytes or None when they exceed the limit); leaves no
+    process of the candidate behind."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    for fd in (pidfd, read_end, worker.sock.fileno()):
+        poller.register(fd, select.POLLIN)
+    payload: bytearray | None = bytearray()
+    killed = ""
+    next_disk = time.monotonic() + DISK_POLL_S
+    limit = worker.max_result_bytes
+    try:
+        while True:
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0:
+                killed = "timeout"
+                break
+            if now >= next_disk:
+                used, entries = disk_usage(scratch, MAX_SCRATCH_ENTRIES)
+                if used > disk_cap or entries > MAX_SCRATCH_ENTRIES:
+                    killed = "disk" if used > disk_cap else "files"
+                    break
+                next_disk = now + DISK_POLL_S
+            left = min(left, next_disk - now)
+            if worker.memory_watch == "rss":
+                left = min(left, RSS_POLL_S)
+            ready = {fd for fd, _ in poller.poll(left * 1000)}
+            if worker.sock.fileno() in ready:
+                raise PlatformGone  # the platform never writes while a job runs
+            if read_end in ready:
+                chunk = os.read(read_end, 1 << 16)
+                if chunk:
+                    payload = _append(payload, chunk, limit)
+                else:
+                    poller.unregister(read_end)
+            if pidfd in ready:
+                break
+            if worker.memory_watch == "rss":
+                with contextlib.suppress(OSError):
+                    if statm(pid)[1] > rss_cap:
+                        killed = "memory"
+                        break
+        status, usage, payload = _reap(pid, killed, read_end, payload, limit)
+    finally:
+        os.close(pidfd)
+        os.close(read_end)
+    return status, usage, killed, None if payload is None else bytes(payload)
+
+
+def _reap(
+    pid: int, killed: str, read_end: int, payload: bytearray | None, limit: int
+) -> tuple[int, resource.struct_rusage, bytearray | None]:
+    """Kill and reap the child ``wait`` is done with, then what it left; drain the result
+    pipe. Returns (wait status, rusage, the result bytes so far or None past ``limit``)."""
+    # The child is running or a zombie, so its pid (= its group's id) cannot have
+    # been reused yet: kill its group now, reap it, then whatever escaped the group.
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    if killed:
+        os.kill(pid, signal.SIGKILL)  # in case it died before its setsid()
+    _, status, usage = os.wait4(pid, 0)
+    sweep(None)
+    # What the child wrote just before exiting; every writer is gone now.
+    os.set_blocking(read_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(read_end, 1 << 16):
+            payload = _append(payload, chunk, limit)
+    return status, usage, payload
+
+
+def _append(payload: bytearray | None, chunk: bytes, limit: int) -> bytearray | None:
+    """Accumulate up to the size limit; past it, keep draining (so the writer is not
+    blocked) but keep nothing."""
+    if payload is None or len(payload) + len(chunk) > limit:
+        return None
+    payload += chunk
+    return payload
+
+
+def judge(
+    worker: Worker,
+    status: int,
+    usage: resource.struct_rusage,
+    killed: str,
+    payload: bytes | None,
+    limits: dict[str, Any],
+) -> Phase:
+    """What one child came to, from how it ended (wait status, rusage, why the watch killed
+    it) and the report it wrote."""
+    seconds = float(limits["seconds"])
+    if killed == "timeout":
+        return Phase("timeout", error=f"exceeded the time limit of {seconds:g} s")
+    if killed == "memory":
+        return Phase("memory", error=f"exceeded the memory limit of {limits['memory_mb']} MB")
+    if killed == "disk":
+        cap = limits["disk_bytes"] / MIB
+        return Phase(
+            "output-limit", error=f"wrote more than {cap:.0f} MB into its scratch directory"
+        )
+    if killed == "files":
+        return Phase(
+            "output-limit",
+            error=f"created more than {MAX_SCRATCH_ENTRIES} files in its scratch directory",
+        )
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        sig = -code
+        name = signal_name(sig)
+        if sig == signal.SIGXCPU or (
+            sig == signal.SIGKILL
+            and usage.ru_utime + usage.ru_stime >= cpu_limit(seconds, worker.threads)
+        ):
+            return Phase("timeout", error=f"exceeded its CPU-time limit ({name})")
+        if sig == signal.SIGXFSZ:
+            return Phase(
+                "output-limit",
+                error=f"wrote past the file size limit of {limits['file_mb']} MB ({name})",
+            )
+        hint = " (possibly the out-of-memory killer)" if sig == signal.SIGKILL else ""
+        return Phase("crashed", error=f"killed by {name}: {signal.strsignal(sig)}{hint}")
+    if payload is None:
+        return Phase("error", error=f"the result exceeds {worker.max_result_bytes} bytes")
+    if not payload:
+        return Phase("crashed", error=f"exited with code {code} before returning a result")
+    try:
+        report = json.loads(payload)
+    except (ValueError, RecursionError):
+        return Phase("error", error="the sandbox returned malformed data (not one JSON object)")
+    if not isinstance(report, dict):
+        return Phase("error", error="the sandbox returned malformed data")
+    if report.get("status") == "ok" and isinstance(report.get("raw"), dict):
+        return Phase("ok", raw=report["raw"])
+    if report.get("status") in ("error", "memory", "output-limit"):
+        return Phase(report["status"], error=str(report.get("error", "")))
+    return Phase("error", error="the sandbox returned malformed data")

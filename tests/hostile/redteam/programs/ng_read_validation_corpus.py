@@ -1,6 +1,0 @@
-# threat: reads validation data by regenerating it with the harness's corpus module
-# env: nanogpt
-# expect: rejected static:forbidden-module
-from progressbench_environments.nanogpt import corpus
-
-VAL = corpus.split_tokens("val", 65_536)
