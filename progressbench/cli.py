@@ -30,10 +30,11 @@ def _db_option(f: Any) -> Any:
     return click.option("--db", envvar="PROGRESSBENCH_DB", default=None, help=DB_HELP)(f)
 
 
-def _open(db: str | None) -> Any:
+def _open(db: str | None, create: bool = False) -> Any:
+    """The store; only commands that write runs create a missing database."""
     from progressbench.store import Store
 
-    return Store(db)
+    return Store(db, create=create)
 
 
 def _say(message: str) -> None:
@@ -172,11 +173,14 @@ def run(
       progressbench run --agent openai/gpt-5 --agent anthropic/claude-sonnet-4-5 --weight 2 --weight 1
       progressbench run --resume 20261123-190501-a1b2c3
     """
+    from progressbench.errors import UserError
     from progressbench.run.config import flag_overrides, load_config, resume_config
 
-    store = _open(db)
+    if resume is not None and not resume.strip():
+        raise UserError("--resume needs a run id (`progressbench leaderboard` lists them)")
+    store = _open(db, create=resume is None)
     overrides = flag_overrides(flags, strategy_opts, env_opts, agents=agents, agent_weights=weights)
-    if resume:
+    if resume is not None:
         config, existing = resume_config(store, resume, overrides, config_file)
     else:
         config, existing = load_config(config_file, overrides), None
@@ -194,7 +198,9 @@ def _execute(store: Any, config: Any, existing: Any) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--frontier", is_flag=True, help="print the efficiency frontier of the run")
-@click.option("--top", type=int, default=10, show_default=True, help="programs to list")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="programs to list"
+)
 @_db_option
 def show(run_id: str, frontier: bool, top: int, db: str | None) -> None:
     """Summarise a run: config, strategy state, best programs, failures, telemetry, cost."""
@@ -241,9 +247,13 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
 
     The "verified" column shows the verdict of `progressbench verify` on the run's best program.
     """
+    from progressbench import plugins
     from progressbench.analysis import leaderboard as lb
 
-    click.echo(lb.render(lb.rows(_open(db), env, verified_only), fmt))
+    found = lb.rows(_open(db), env, verified_only)
+    if env and not found:
+        plugins.get_environment(env)  # an unknown name is an error, not "no runs yet"
+    click.echo(lb.render(found, fmt))
 
 
 @cli.command()
@@ -297,7 +307,7 @@ def compare(
     from progressbench.analysis import compare as cmp
     from progressbench.run.config import flag_overrides, load_config
 
-    store = _open(db)
+    store = _open(db, create=True)
     base = load_config(config_file, flag_overrides(flags, strategy_opts, env_opts))
     chosen_agents, chosen_strategies = cmp.contenders(base, agents, strategies)
     _, metric = _metric(base)

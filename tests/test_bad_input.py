@@ -104,3 +104,54 @@ def test_corrupt_database_file(tmp_path):
     line = one_line_error(pb("leaderboard", "--db", str(bad)))
     assert "cannot open database" in line
     assert bad.read_bytes() == b"this is not a database" * 100
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--agent", ""], "--agent needs a value"),
+        (["--agent", "  "], "--agent needs a value"),
+        (["--seed", "99999999999999999999999"], "seed"),
+        (
+            ["--prompts", "/nonexistent/prompts"],
+            "prompt folder '/nonexistent/prompts' does not exist",
+        ),
+    ],
+)
+def test_bad_run_arguments_create_no_run(db, args, needle):
+    """Field trial: these gave tracebacks or were silently ignored, and left run rows."""
+    line = one_line_error(pb("run", "--db", str(db), "--budget", "1", *args))
+    assert needle in line
+    assert not db.exists() or query(db, "select count(*) from run") == [(0,)]
+
+
+def test_bad_evaluator_option_leaves_no_phantom_run(db, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("budget = 1\n[evaluator_options]\nnosuch = 1\n")
+    line = one_line_error(pb("run", "--config", str(cfg), "--db", str(db)))
+    assert "unknown option(s) for the local evaluator: nosuch" in line
+    assert not db.exists() or query(db, "select count(*) from run") == [(0,)]
+
+
+def test_empty_resume_is_an_error_not_a_new_run(db):
+    assert "--resume needs a run id" in one_line_error(pb("run", "--resume", "", "--db", str(db)))
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["show", "RUN"], ["best", "RUN"], ["ideas", "RUN"], ["leaderboard"], ["verify", "RUN"]],
+)
+def test_read_commands_never_create_a_database(tmp_path, args):
+    missing = tmp_path / "typo.db"
+    line = one_line_error(pb(*args, "--db", str(missing), cwd=tmp_path))
+    assert f"no database at {missing}" in line
+    assert list(tmp_path.iterdir()) == []  # neither the file asked for nor ./progressbench.db
+
+
+def test_show_top_must_be_positive(db):
+    assert pb("run", "--budget", "1", "--strategy", "greedy", "--db", str(db)).returncode == 0
+    ((rid,),) = query(db, "select id from run")
+    res = pb("show", rid, "--top", "-1", "--db", str(db))
+    assert res.returncode == 2 and "Invalid value for '--top'" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -17,6 +17,8 @@ def test_offline_run_show_best_leaderboard(db):
     assert "using the offline agent" in res.stderr
     assert "results in" in res.stdout and str(db) in res.stdout
     rid = run_id(db)
+    # The hints name the database they were made for.
+    assert f"next: progressbench show {rid} --db {db} |" in res.stdout
     status, n_children, ref, best = query(
         db, "select status, n_children, reference_metric, best_metric from run where id=?", rid
     )[0]
@@ -59,8 +61,8 @@ def test_leaderboard_separates_environments_and_strategies(db):
     assert {r["strategy"] for r in rows} == {"greedy", "best-of-n"}
     assert [r["rank"] for r in rows] == [1, 2]
     assert rows[0]["best"] >= rows[1]["best"]
-    empty = pb("leaderboard", "--env", "nosuch", "--db", str(db))
-    assert empty.returncode == 0 and "no runs yet" in empty.stdout
+    unknown = pb("leaderboard", "--env", "nosuch", "--db", str(db))
+    assert unknown.returncode == 2 and "unknown environment 'nosuch'" in unknown.stderr
 
 
 def test_config_file_is_stored_with_the_run(db, tmp_path):

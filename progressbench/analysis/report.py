@@ -220,20 +220,26 @@ def run_summary(store: Store, run: Run, env: Any) -> str:
             line += f"; best known {format_score(record[1])} ({record[0]})"
         lines.append(line)
     lines.append(f"results in {store.location}")
+    db = db_flag(store)
     lines.append(
-        f"next: progressbench show {run.id} | progressbench best {run.id} --diff | "
-        "progressbench leaderboard"
+        f"next: progressbench show {run.id}{db} | progressbench best {run.id} --diff{db} | "
+        f"progressbench leaderboard{db}"
     )
     return "\n".join(lines)
 
 
-def resume_command(store: Store, run_id: str) -> str:
-    """The command that continues run ``run_id`` in this store (``--db`` only when it is not
-    the default file)."""
+def db_flag(store: Store) -> str:
+    """`` --db WHERE`` for a command that must reach this store, or nothing for the default
+    file (a server URL keeps its password: the command must be able to connect)."""
     if store.path is not None and store.path == Path(DEFAULT_DB).resolve():
-        return f"progressbench run --resume {run_id}"
+        return ""
     target = str(store.path) if store.path is not None else store.url
-    return f"progressbench run --resume {run_id} --db {shlex.quote(target)}"
+    return f" --db {shlex.quote(target)}"
+
+
+def resume_command(store: Store, run_id: str) -> str:
+    """The command that continues run ``run_id`` in this store."""
+    return f"progressbench run --resume {run_id}{db_flag(store)}"
 
 
 def interrupted_text(store: Store, run: Run | None) -> str:

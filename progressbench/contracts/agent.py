@@ -79,6 +79,8 @@ class Agent:
     online: ClassVar[bool] = False
 
     def __init__(self, arg: str | None, options: AgentOptions):
+        """``arg`` is what follows ``NAME:`` (or the whole model string); raise ValueError
+        with a readable message when it is unusable: the platform shows it as one line."""
         self.arg = arg
         self.options = options
 

@@ -30,16 +30,25 @@ def build_agent(spec: str, config: RunConfig) -> Agent:
     """``NAME`` or ``NAME:ARG`` of a registered agent, else a model string for the agent that
     accepts them (the LLM agent)."""
     registered = {name: reg.obj for name, reg in plugins.registry("agents").items()}
+    if not spec.strip():
+        raise UserError(
+            f"--agent needs a value: {', '.join(sorted(registered))} or a model (provider/model)"
+        )
     name, _, arg = spec.partition(":")
     if name in registered:
-        return registered[name](arg or None, config.agent_options)
-    takers = [cls for cls in registered.values() if cls.accepts_model_strings]
-    if not takers:
-        raise UserError(
-            f"unknown agent {spec!r} (available: {', '.join(sorted(registered))}; no installed "
-            "agent accepts model strings)"
-        )
-    return takers[0](spec, config.agent_options)
+        cls, arg_or_spec = registered[name], arg or None
+    else:
+        takers = [c for c in registered.values() if c.accepts_model_strings]
+        if not takers:
+            raise UserError(
+                f"unknown agent {spec!r} (available: {', '.join(sorted(registered))}; no "
+                "installed agent accepts model strings)"
+            )
+        cls, arg_or_spec = takers[0], spec
+    try:
+        return cls(arg_or_spec, config.agent_options)
+    except ValueError as exc:  # the agent's own word on a bad argument: one line, exit 2
+        raise UserError(f"agent {spec!r}: {exc}") from None
 
 
 class AgentPool:

@@ -41,7 +41,8 @@ class RunConfig(BaseModel):
     agent_options: AgentOptions = Field(default_factory=AgentOptions)
     budget: int = Field(100, ge=1, le=1_000_000, description="child programs to evaluate")
     workers: int | None = Field(None, ge=1, le=256, description="parallel evaluations")
-    seed: int = Field(0, ge=0)
+    # SQLite stores integers in 64 bits.
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     max_cost: float | None = Field(None, gt=0, description="stop when LLM spend reaches this (USD)")
     n_fast: int = Field(3, ge=0, le=10, description="fast error catcher retries")
     evaluator: str = "local"

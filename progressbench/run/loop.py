@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from progressbench import __version__, plugins
@@ -73,12 +74,18 @@ class RunLoop:
         self.strategy_cls: type[Strategy] = plugins.get("strategies", config.strategy)
         self.strategy_cls.check_options(config.strategy_options)
         self.guards = pick_guards(self.env, self.variant, config.guards)
-        self.evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
+        if config.prompt_dir and not Path(config.prompt_dir).is_dir():
+            raise UserError(f"prompt folder {config.prompt_dir!r} does not exist")
+        self.workers = config.workers or default_workers(self.resources.cpus)
+        # Built here, started in execute: a bad evaluator option fails before any run row.
+        evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
+        self.evaluator = evaluator_cls(
+            self.env, self.variant, self.workers, config.evaluator_options
+        )
         # Last: it tells the user which agent runs, which is noise if the config is bad.
         self.agents = AgentPool(config, say)
         for agent in self.agents.agents:
             agent.bind(store)
-        self.workers = config.workers or default_workers(self.resources.cpus)
         self.run = run
         self.views = ProgramViews(store, self.env.format_telemetry)
         # (monotonic start, wall seconds of earlier sessions of this run), set by execute.
@@ -124,13 +131,10 @@ class RunLoop:
         started = time.monotonic()
         prior_wall = run.wall_time_s
         self._wall = (started, prior_wall)
-        evaluator = self.evaluator_cls(
-            self.env, self.variant, self.workers, self.config.evaluator_options
-        )
+        evaluator = self.evaluator
         self.store.update_run(run.id, status="running", message="")
         try:
             evaluator.start()
-            self.evaluator = evaluator
             strategy = self._prepare(resumed)
             final = self._loop(strategy, started, prior_wall)
         except BaseException as exc:

@@ -8,6 +8,7 @@ was reported as done. The tables are in ``progressbench.store.tables``.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Collection
@@ -68,24 +69,31 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, db: str | None = None):
+    def __init__(self, db: str | None = None, create: bool = True):
+        """Open (and, unless ``create`` is False, create) the database ``db``: a file path or
+        any SQLAlchemy URL. Commands that only read pass ``create=False``, so a mistyped path
+        is an error instead of a new empty database."""
         self.url = resolve_url(db)
+        path = self.path
+        fresh = path is not None and not path.exists()
+        if fresh and not create:
+            raise UserError(f"no database at {path} (a run creates it: progressbench run --db ...)")
+        if fresh and path is not None:
+            # Created private before SQLite opens it: SQLite gives its -wal and -shm files the
+            # database file's mode, and they hold the same prompts and responses.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
             self.engine: Engine = create_engine(self.url)
         except (ArgumentError, SQLAlchemyError, ImportError) as exc:
             raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        path = self.path
-        fresh = path is not None and not path.exists()
         try:
             SQLModel.metadata.create_all(self.engine)
         except (OperationalError, SQLAlchemyError) as exc:
+            if fresh and path is not None and path.stat().st_size == 0:
+                path.unlink()  # the empty file this call made: nothing to keep
             raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
-        if fresh and path is not None and path.exists():
-            # Only the owner reads the record (prompts, responses); SQLite gives its WAL and
-            # shared-memory files the same mode.
-            path.chmod(0o600)
         self._lock = threading.RLock()
 
     @property
@@ -211,7 +219,15 @@ class Store:
                 matches = s.exec(select(Run).where(col(Run.id).startswith(run_id))).all()
                 if len(matches) == 1:
                     return matches[0]
-                raise UserError(f"no run {run_id!r} in {_safe(self.url)}")
+                if len(matches) > 1:
+                    some = ", ".join(r.id for r in matches[:3]) + (
+                        ", ..." if len(matches) > 3 else ""
+                    )
+                    raise UserError(
+                        f"run id {run_id!r} is ambiguous in {self.location}: it begins "
+                        f"{len(matches)} runs ({some}); give more of it"
+                    )
+                raise UserError(f"no run {run_id!r} in {self.location}")
             return run
 
     def runs(self, env: str | None = None) -> list[Run]:

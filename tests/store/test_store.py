@@ -125,8 +125,8 @@ def test_a_run_is_found_by_a_unique_prefix_of_its_id(store):
     assert store.get_run("20240202").id == "20240202-000000-cccccc"
     assert store.get_run("20240101-000000-aab").id == "20240101-000000-aabbbb"
     assert store.get_run("20240101-000000-aaaaaa").id == "20240101-000000-aaaaaa"
-    with pytest.raises(UserError, match="no run '20240101-000000-aa'"):
-        store.get_run("20240101-000000-aa")  # two match
+    with pytest.raises(UserError, match="'20240101-000000-aa' is ambiguous.*begins 2 runs"):
+        store.get_run("20240101-000000-aa")  # two match: say so, not "no run"
     with pytest.raises(UserError, match="no run 'nope'"):
         store.get_run("nope")
 
@@ -140,6 +140,28 @@ def test_a_new_sqlite_file_is_private(tmp_path):
     path = tmp_path / "fresh.db"
     Store(str(path)).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_write_ahead_log_is_as_private_as_the_database(tmp_path):
+    """Field trial: the database was 0600 but its -wal and -shm were 0644, readable by any
+    user while a run wrote prompts and responses into them."""
+    path = tmp_path / "fresh.db"
+    s = Store(str(path))
+    new_run(s)  # a write: SQLite creates the log and its index now
+    sidecars = [tmp_path / f"fresh.db{suffix}" for suffix in ("-wal", "-shm")]
+    assert all(p.exists() for p in sidecars)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in sidecars} == {
+        "fresh.db-wal": 0o600,
+        "fresh.db-shm": 0o600,
+    }
+    s.close()
+
+
+def test_opening_without_create_never_makes_a_file(tmp_path):
+    path = tmp_path / "typo.db"
+    with pytest.raises(UserError, match="no database at"):
+        Store(str(path), create=False)
+    assert not path.exists()
 
 
 def test_an_existing_database_file_keeps_its_mode(tmp_path):
