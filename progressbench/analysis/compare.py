@@ -21,6 +21,7 @@ from progressbench import plugins
 from progressbench.analysis.stats import welch
 from progressbench.contracts.environment import Objective, format_score
 from progressbench.errors import UserError
+from progressbench.run.agents import OFFLINE
 from progressbench.run.config import RunConfig
 from progressbench.store import Run, Store
 
@@ -83,23 +84,27 @@ class Comparison(BaseModel):
         return rows
 
 
-def _identity(config: RunConfig) -> dict[str, Any]:
+def _identity(config: RunConfig, variant: str | None) -> dict[str, Any]:
+    """What a run computes, as settings: defaults spelt out (the variant the run used, the
+    offline agent when none was named), so `progressbench run`'s runs match too."""
     data = config.model_dump(mode="json")
     for key in _INCIDENTAL:
         data.pop(key, None)
+    data["variant"] = data["variant"] or variant
+    data["agents"] = data["agents"] or [OFFLINE]
     return data
 
 
 def _matching(store: Store, config: RunConfig) -> Run | None:
     """The most recent run with exactly these settings, if any."""
-    wanted = _identity(config)
+    wanted = _identity(config, config.variant)
     found = None
     for run in store.runs(config.env):
         try:
             stored = RunConfig.model_validate(run.config)
         except ValueError:  # a run stored by another version: never a match
             continue
-        if _identity(stored) == wanted and run.status != "failed":
+        if _identity(stored, run.variant) == wanted and run.status != "failed":
             found = run
     return found
 

@@ -87,3 +87,15 @@ def test_bad_compare_arguments_are_one_line_errors(db):
     assert res.returncode == 2 and "--seeds" in res.stderr
     res = pb("compare", "--env", "nope", "--db", str(db))
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_compare_reuses_the_run_that_progressbench_run_made(db):
+    """Field trial: `run` stored agents [] and variant None, `compare` asked for ['offline']
+    and 'n26', so the identical run was made again."""
+    made = pb("run", "--strategy", "greedy", "--budget", "3", "--db", str(db))
+    assert made.returncode == 0, made.stderr
+    ((rid,),) = query(db, "select id from run")
+    res = pb("compare", "--strategy", "greedy", "--seeds", "1", "--budget", "3", "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    assert f"reusing finished run {rid}" in res.stderr
+    assert query(db, "select count(*) from run") == [(1,)]
