@@ -59,7 +59,19 @@ def register_modules(names: list[str]) -> None:
     for name in names:
         module = importlib.import_module(name)
         if not pm.is_registered(module):
-            pm.register(module, name=name)
+            _register(module, name)
+
+
+def _register(module: Any, name: str) -> None:
+    """Register one plugin; a hook implementation no spec knows (a misspelt hook name) is
+    refused, naming the plugin, instead of being silently never called."""
+    pm.register(module, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(module)
+        hooks = ", ".join(KINDS.values())
+        raise PluginError(f"plugin {name!r}: {exc} (the hooks are: {hooks})") from None
 
 
 def load_plugins() -> pluggy.PluginManager:
@@ -69,10 +81,13 @@ def load_plugins() -> pluggy.PluginManager:
         return pm
     _loaded = True
     allowed = _allowed_external()
+    external: set[str] = set()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
         builtin = dist == BUILTIN_DIST
+        if not builtin:
+            external |= {ep.name, dist}
         if not builtin and allowed is not None and ep.name not in allowed and dist not in allowed:
             continue
         if pm.has_plugin(ep.name):
@@ -84,8 +99,14 @@ def load_plugins() -> pluggy.PluginManager:
             module = ep.load()
         except Exception as exc:  # a broken third-party plugin must name itself
             raise PluginError(f"plugin {ep.name!r} ({dist}) failed to load: {exc}") from exc
-        pm.register(module, name=ep.name)
+        _register(module, ep.name)
         _origins[ep.name] = (dist, version)
+    unknown = sorted((allowed or set()) - external)
+    if unknown:
+        raise PluginError(
+            f"{LOAD_ENV_VAR} names {', '.join(map(repr, unknown))}, which no installed plugin "
+            f"is (installed: {', '.join(sorted(external)) or 'none but the built-ins'})"
+        )
     return pm
 
 
@@ -123,10 +144,47 @@ def registry(kind: str) -> dict[str, Registered]:
                     f"{SINGULAR[kind]} {name!r} is registered by both {found[name].plugin!r} "
                     f"and {_plugin!r}"
                 )
+            _check_kind(kind, obj, _plugin)
             found[name] = Registered(name=name, obj=obj, plugin=_plugin)
 
         impl.function(register=register)
     return found
+
+
+def _contracts() -> dict[str, tuple[type, bool]]:
+    """Each kind's contract, and whether plugins register instances of it (or subclasses)."""
+    from progressbench.contracts.agent import Agent
+    from progressbench.contracts.environment import Environment
+    from progressbench.contracts.evaluator import Evaluator
+    from progressbench.contracts.guard import Guard
+    from progressbench.contracts.strategy import Strategy
+
+    return {
+        "environments": (Environment, True),
+        "guards": (Guard, True),
+        "strategies": (Strategy, False),
+        "agents": (Agent, False),
+        "evaluators": (Evaluator, False),
+    }
+
+
+def _check_kind(kind: str, obj: Any, plugin: str) -> None:
+    """Environments and guards are registered as instances, the other kinds as classes, each
+    of its contract: a mix-up is one line naming the plugin, not a traceback later."""
+    contract, as_instance = _contracts()[kind]
+    what = SINGULAR[kind]
+    if as_instance and isinstance(obj, type):
+        raise PluginError(
+            f"plugin {plugin!r} registered the class {obj.__name__} as its {what}: register "
+            f"an instance ({obj.__name__}())"
+        )
+    if as_instance and not isinstance(obj, contract):
+        raise PluginError(f"plugin {plugin!r} registered {obj!r}, not a {contract.__name__}")
+    if not as_instance and not (isinstance(obj, type) and issubclass(obj, contract)):
+        raise PluginError(
+            f"plugin {plugin!r} registered {obj!r} as its {what}: register a subclass of "
+            f"progressbench.{contract.__name__} (the class, not an instance)"
+        )
 
 
 def get(kind: str, name: str) -> Any:

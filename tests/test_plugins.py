@@ -168,3 +168,55 @@ def test_broken_third_party_plugin_names_itself(tmp_path, db):
     res = pb("plugins", env=cli_env(PYTHONPATH=str(site)))
     assert res.returncode == 2
     assert res.stderr.strip() == "error: plugin 'broken' (pb-broken) failed to load: boom at import"
+
+
+def test_a_misspelt_hook_is_refused_naming_the_plugin(tmp_path, monkeypatch):
+    """Field trial: ``register_environment`` (no s) was accepted and never called."""
+    (tmp_path / "misspelt_plugin.py").write_text(
+        "from progressbench import hookimpl\n\n"
+        "@hookimpl\n"
+        "def register_environment(register):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="plugin 'misspelt_plugin'.*register_environment"):
+        plugins.register_modules(["misspelt_plugin"])
+    assert not plugins.pm.has_plugin("misspelt_plugin")
+
+
+class _ClassNotInstance:
+    class Env(Environment):
+        name = "class-not-instance"
+
+    @hookimpl
+    def register_environments(self, register):
+        register(self.Env)
+
+
+class _NotAStrategy:
+    class Search:
+        name = "not-a-strategy"
+
+    @hookimpl
+    def register_strategies(self, register):
+        register(self.Search)
+
+
+@pytest.mark.parametrize(
+    ("inline", "kind", "message"),
+    [
+        (_ClassNotInstance(), "environments", r"registered the class Env .*instance \(Env\(\)\)"),
+        (_NotAStrategy(), "strategies", r"register a subclass of progressbench\.Strategy"),
+    ],
+)
+def test_a_registration_of_the_wrong_kind_is_one_line(plugin, inline, kind, message):
+    plugin(inline, name="wrong-kind")
+    with pytest.raises(PluginError, match=f"plugin 'wrong-kind'.*{message}"):
+        plugins.registry(kind)
+
+
+def test_a_misspelt_name_in_the_load_variable_is_an_error(example_site):
+    env = cli_env(PYTHONPATH=str(example_site), PROGRESSBENCH_LOAD_PLUGINS="progressbench-exampel")
+    res = pb("plugins", env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "PROGRESSBENCH_LOAD_PLUGINS names 'progressbench-exampel'" in res.stderr
