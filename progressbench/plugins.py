@@ -124,31 +124,49 @@ class PluginInfo:
     version: str
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
 
 def registry(kind: str) -> dict[str, Registered]:
-    """Everything registered for ``kind`` (one of KINDS), by name. Collisions raise."""
+    """Everything registered for ``kind`` (one of KINDS), by name. A collision or a bad
+    registration raises, naming the plugin(s)."""
+    found, problems = _scan(kind)
+    if problems:
+        raise PluginError(problems[0][1])
+    return found
+
+
+def _scan(kind: str) -> tuple[dict[str, Registered], list[tuple[str, str]]]:
+    """What the plugins register for ``kind``, and the problems found on the way, each as
+    (plugin, message): ``plugins`` lists them where every other command stops on the first."""
     load_plugins()
     hook = getattr(pm.hook, KINDS[kind])
     found: dict[str, Registered] = {}
-    for impl in reversed(hook.get_hookimpls()):
+    problems: list[tuple[str, str]] = []
+    # Oldest first (entry points before runtime registrations): the first name taken keeps it.
+    for impl in hook.get_hookimpls():
 
         def register(obj: Any, _plugin: str = impl.plugin_name) -> None:
             name = getattr(obj, "name", None)
-            if not isinstance(name, str) or not name:
-                raise PluginError(
-                    f"plugin {_plugin!r} registered a {SINGULAR[kind]} without a name"
-                )
-            if name in found:
-                raise PluginError(
-                    f"{SINGULAR[kind]} {name!r} is registered by both {found[name].plugin!r} "
-                    f"and {_plugin!r}"
-                )
-            _check_kind(kind, obj, _plugin)
+            try:
+                if not isinstance(name, str) or not name:
+                    raise PluginError(
+                        f"plugin {_plugin!r} registered a {SINGULAR[kind]} without a name"
+                    )
+                if name in found:
+                    raise PluginError(
+                        f"{SINGULAR[kind]} {name!r} is registered by both "
+                        f"{found[name].plugin!r} and {_plugin!r}: uninstall one, or leave one "
+                        f"out with {LOAD_ENV_VAR}"
+                    )
+                _check_kind(kind, obj, _plugin)
+            except PluginError as exc:
+                problems.append((_plugin, str(exc)))
+                return
             found[name] = Registered(name=name, obj=obj, plugin=_plugin)
 
         impl.function(register=register)
-    return found
+    return found, problems
 
 
 def _contracts() -> dict[str, tuple[type, bool]]:
@@ -212,9 +230,13 @@ def describe_plugins() -> list[PluginInfo]:
         for caller in pm.get_hookcallers(plugin) or []:
             infos[plugin_name].hooks.append(caller.name)
     for kind in KINDS:
-        for reg in registry(kind).values():
+        found, problems = _scan(kind)
+        for reg in found.values():
             if reg.plugin in infos:
                 infos[reg.plugin].registered.setdefault(kind, []).append(reg.name)
+        for plugin, message in problems:
+            if plugin in infos:
+                infos[plugin].problems.append(message)
     for info in infos.values():
         info.hooks.sort()
         for names in info.registered.values():
@@ -231,4 +253,5 @@ def describe_text(infos: list[PluginInfo]) -> str:
         lines.append(f"  hooks: {', '.join(info.hooks)}")
         for kind, names in sorted(info.registered.items()):
             lines.append(f"  {kind}: {', '.join(names)}")
+        lines += [f"  problem: {message}" for message in info.problems]
     return "\n".join(lines)

@@ -220,3 +220,16 @@ def test_a_misspelt_name_in_the_load_variable_is_an_error(example_site):
     res = pb("plugins", env=env)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "PROGRESSBENCH_LOAD_PLUGINS names 'progressbench-exampel'" in res.stderr
+
+
+def test_the_listing_survives_a_collision_and_says_how_to_resolve_it(plugin):
+    """Field trial: a duplicate name broke every command, ``plugins`` included."""
+    plugin(_Clash(), name="clashing")
+    with pytest.raises(PluginError, match="registered by both"):
+        plugins.registry("environments")
+    infos = {i.name: i for i in plugins.describe_plugins()}
+    assert infos["circle_packing"].registered["environments"] == ["circle-packing"]
+    (problem,) = infos["clashing"].problems
+    assert "'circle-packing' is registered by both 'circle_packing' and 'clashing'" in problem
+    assert "PROGRESSBENCH_LOAD_PLUGINS" in problem
+    assert f"  problem: {problem}" in plugins.describe_text(list(infos.values()))
