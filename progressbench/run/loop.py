@@ -27,7 +27,7 @@ from progressbench.run.agents import AgentPool
 from progressbench.run.child import ChildContext, Outcome
 from progressbench.run.config import RunConfig
 from progressbench.run.session import CostCapReached, CostMeter, ProgramViews, StopFlag
-from progressbench.run.stages import default_workers, pick_guards
+from progressbench.run.stages import default_workers, last_line, pick_guards
 from progressbench.store.database import Store
 from progressbench.store.tables import Program, Run, TaskRecord, stored_id
 
@@ -161,8 +161,11 @@ class RunLoop:
             self.say("evaluating the reference program")
             out = child.evaluate(self.context, ref, None)
             if out.status != "valid":
+                # A harness or baseline bug: one line that names who can fix it.
+                owner = plugins.registry("environments")[run.env].plugin
                 raise UserError(
-                    f"the reference program of {run.env!r} is not valid here: {out.error}"
+                    f"the reference program of environment {run.env!r} (plugin {owner!r}) is "
+                    f"not valid here: {last_line(out.error)}"
                 )
             self._commit(out, None, run_stats=False)
         ref_view = self.views.put(self.views.build(self.store.get_program(run.reference_id)))

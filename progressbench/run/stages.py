@@ -117,6 +117,12 @@ def describe_verdicts(bad: Sequence[Any]) -> str:
     return "; ".join(parts)
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (a traceback's exception), for one-line reports."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
 def describe_outcome(o: EvalOutcome) -> str:
     """A failed evaluation as one message: its status and error (or the end of stderr)."""
     text = o.error.strip() or o.stderr.strip()[-2000:] or "(no output)"

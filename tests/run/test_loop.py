@@ -302,3 +302,21 @@ def test_a_program_view_carries_the_inspirations_its_row_stored(tmp_path):
     view = ProgramViews(store, lambda t: "").get(store.add(row).id)
     assert view.inspiration_ids == [3, 2] and view.parent_ids == [1]
     assert (view.island, view.generation, view.valid) == (1, 4, False)
+
+
+def test_a_broken_reference_is_one_line_naming_the_environment_plugin(tmp_path, plugin):
+    """Field trial: a reference with a syntax error gave a 17-line traceback from the worker
+    that named no plugin."""
+    plugin("broken_env")
+    cfg = RunConfig(
+        env="broken-reference-test",
+        budget=1,
+        evaluator_options={"plugin_modules": ["broken_env"]},
+    )
+    store = Store(str(tmp_path / "pb.db"))
+    with pytest.raises(UserError) as err:
+        RunLoop(store, cfg, say=lambda _: None).execute()
+    message = str(err.value)
+    assert "\n" not in message
+    assert "environment 'broken-reference-test' (plugin 'broken_env')" in message
+    assert "SyntaxError" in message
