@@ -40,7 +40,15 @@ _EXPORTS: dict[str, str] = {
     ),
     "ProgramView": "progressbench.contracts.program",
     **dict.fromkeys(
-        ["Agent", "AgentOptions", "AgentReply", "AgentRequest", "LLMCall", "Purpose"],
+        [
+            "Agent",
+            "AgentOptions",
+            "AgentReply",
+            "AgentRequest",
+            "AgentUnavailable",
+            "LLMCall",
+            "Purpose",
+        ],
         "progressbench.contracts.agent",
     ),
     **dict.fromkeys(["Guard", "Sandbox", "Verdict"], "progressbench.contracts.guard"),
@@ -61,6 +69,7 @@ __all__ = [
     "AgentOptions",
     "AgentReply",
     "AgentRequest",
+    "AgentUnavailable",
     "Assessment",
     "EditError",
     "Environment",
@@ -115,6 +124,7 @@ if TYPE_CHECKING:
         AgentOptions,
         AgentReply,
         AgentRequest,
+        AgentUnavailable,
         LLMCall,
         Purpose,
     )

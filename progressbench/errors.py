@@ -11,5 +11,12 @@ class PluginError(UserError):
     """A plugin is broken or collides with another one."""
 
 
+class RunFailed(UserError):
+    """The run cannot go on (an agent that no request can reach): it is marked ``failed``
+    with this message, and ``--resume`` continues it once the cause is fixed: exit code 1."""
+
+    exit_code = 1
+
+
 class EditError(ValueError):
     """An agent's reply could not be applied as edits; the message goes back to the agent."""

@@ -48,6 +48,13 @@ def _strategy_summary(run: Run, env: Any) -> str:
         return f"(strategy state unavailable: {exc})"
 
 
+def outcome_counts(run: Run) -> str:
+    """How a run's children ended: every child is valid, invalid (ran, but the environment or
+    a result guard refused it), or failed (crashed, or rejected before it ran)."""
+    invalid = run.n_children - run.n_valid - run.n_failed
+    return f"{run.n_valid} valid, {invalid} invalid, {run.n_failed} failed"
+
+
 def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -> str:
     run = store.get_run(run_id)
     env = _env(run)
@@ -55,7 +62,7 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
     out = [
         f"run {run.id}  [{run.status}{': ' + run.message if run.message else ''}]",
         f"  env {run.env} / {run.variant}   strategy {run.strategy}   agent {run.agent}   seed {run.seed}",
-        f"  children {run.n_children}/{run.budget}: {run.n_valid} valid, {run.n_failed} failed, "
+        f"  children {run.n_children}/{run.budget}: {outcome_counts(run)}, "
         f"{run.n_retries} fast-catcher retries   cost ${run.cost_usd:.4f}   wall {run.wall_time_s:.1f}s",
         f"  reference {metric} {format_score(run.reference_metric)}   "
         f"best {format_score(run.best_metric)} (program {run.best_program_id})",
@@ -206,7 +213,7 @@ def run_summary(store: Store, run: Run, env: Any) -> str:
     objective = env.objective(run.variant)
     lines = [
         f"run {run.id}: {run.status}{' (' + run.message + ')' if run.message else ''}, "
-        f"{run.n_children}/{run.budget} children, {run.n_valid} valid, {run.n_failed} failed, "
+        f"{run.n_children}/{run.budget} children, {outcome_counts(run)}, "
         f"{run.n_retries} retries, ${run.cost_usd:.4f}"
     ]
     if run.best_metric is not None:

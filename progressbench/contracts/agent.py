@@ -64,6 +64,20 @@ class AgentOptions(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class AgentUnavailable(Exception):
+    """Raise from ``Agent.reply`` when no request can succeed (a refused or missing API key,
+    an unknown model, a request the provider rejects whatever the prompt): the run stops.
+
+    ``calls`` are the attempts made for this request; the platform stores them before it
+    stops the run, and the message (one line, naming the model and the cause) becomes the
+    run's. A resume, once the cause is fixed, asks the same request again.
+    """
+
+    def __init__(self, message: str, calls: list[LLMCall] | None = None):
+        super().__init__(message)
+        self.calls: list[LLMCall] = list(calls or [])
+
+
 class Agent:
     """Base class for agent plugins; register the class through ``register_agents``.
 
@@ -94,4 +108,7 @@ class Agent:
         (agents that read recorded runs, like ``replay``, need it)."""
 
     def reply(self, request: AgentRequest) -> AgentReply:
+        """The reply to ``request``, with every call made for it. A failure that is this
+        request's (a timeout after the retries, an empty reply) is ``AgentReply.error``; one
+        that no request can get past is ``AgentUnavailable``, which stops the run."""
         raise NotImplementedError

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from progressbench import __version__, plugins
+from progressbench.contracts.agent import AgentUnavailable
 from progressbench.contracts.environment import Environment
 from progressbench.contracts.evaluator import Evaluator
 from progressbench.contracts.strategy import Strategy, StrategyContext, Task
-from progressbench.errors import UserError
+from progressbench.errors import RunFailed, UserError
 from progressbench.run import child, rows
 from progressbench.run.agents import AgentPool
 from progressbench.run.child import ChildContext, Outcome
@@ -309,6 +310,13 @@ class RunLoop:
             except CostCapReached:
                 # The task stays issued; a resume with a higher cap redoes it.
                 continue
+            except AgentUnavailable as exc:
+                # No request can succeed (bad key, unknown model, refused parameters): stop
+                # now, as on Ctrl-C; the run is marked failed with the agent's one line, and
+                # its unfinished tasks stay issued for a resume once the cause is fixed.
+                self._stop.set()
+                run_id = self._active.id
+                raise RunFailed(f"{exc}; run {run_id} stopped (--resume {run_id} once fixed)") from None
             self._commit(out, strategy)
             self._show_progress(started, prior_wall)
 

@@ -3,7 +3,8 @@ the rest of the run: the program views, the stop flag, the cost meter.
 
 A session asks the run's agents, stores every LLM call as soon as the reply is in (keyed by
 ``rows.call_key``), adds its cost to the meter, and remembers the keys it asked so the child's
-program row links exactly those calls.
+program row links exactly those calls. An agent that raises ``AgentUnavailable`` has its calls
+stored and the exception passed on: the run loop stops the run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from progressbench.contracts.agent import Agent, AgentReply, AgentRequest, Purpose
+from progressbench.contracts.agent import (
+    Agent,
+    AgentReply,
+    AgentRequest,
+    AgentUnavailable,
+    Purpose,
+)
 from progressbench.contracts.environment import Assessment
 from progressbench.contracts.program import ProgramView
 from progressbench.contracts.strategy import Task
@@ -162,6 +169,9 @@ class AgentSession:
         agent: Agent = self.agents.pick(request.seed)
         try:
             reply = agent.reply(request)
+        except AgentUnavailable as exc:  # no request can succeed: stored, then the run stops
+            self._record(key, AgentReply(calls=exc.calls))
+            raise
         except Exception as exc:  # an agent bug becomes a recorded failure, not a dead run
             reply = AgentReply(error=f"agent {agent.label} failed: {exc}")
         self._record(key, reply)
