@@ -2,8 +2,14 @@
 
 litellm is imported on first use only: it costs seconds and would otherwise fetch its model
 price map from the network at import time (``LITELLM_LOCAL_MODEL_COST_MAP`` keeps it local).
-Rate limits, timeouts and transient server errors are retried with exponential backoff; every
-attempt, failed or not, is returned as a recorded call with its tokens and USD cost.
+
+The platform owns the retries: litellm's and the provider SDK's own are turned off
+(``num_retries=0``, ``max_retries=0``), so each HTTP request is one attempt, and every attempt,
+failed or not, is returned as a recorded call with its tokens, USD cost and error. Rate limits,
+timeouts, connection and server errors are retried up to ``retries`` times, after the server's
+``Retry-After`` when it sends one (capped at ``timeout_s``), else after a jittered exponential
+backoff. Errors no retry can fix (a missing or refused API key, an unknown model, a request the
+provider rejects) raise ``AgentUnavailable``: the run stops with one line naming the model.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import os
 import random
 import time
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
-from progressbench import Agent, AgentReply, AgentRequest, LLMCall, hookimpl
+from progressbench import Agent, AgentReply, AgentRequest, AgentUnavailable, LLMCall, hookimpl
 
 RETRYABLE = (
     "RateLimitError",
@@ -22,6 +29,15 @@ RETRYABLE = (
     "ServiceUnavailableError",
     "InternalServerError",
 )
+# Raised before any request is sent when the provider's key is not set (litellm maps it to
+# an InternalServerError, which would otherwise be retried).
+MISSING_KEY = ("Missing credentials", "api_key client option must be set")
+# Settings of litellm's that would retry behind the platform's back, or break reading replies.
+REFUSED_EXTRA = {
+    "num_retries": "use agent_options.retries: the platform retries and stores every attempt",
+    "max_retries": "use agent_options.retries: the platform retries and stores every attempt",
+    "stream": "streamed replies are not supported: the agent reads each reply whole",
+}
 
 
 def _litellm() -> Any:
@@ -43,6 +59,16 @@ class LLMAgent(Agent):
         if not arg:
             raise ValueError("the llm agent needs a model: --agent PROVIDER/MODEL")
         self.model = arg
+        extra = dict(self.options.extra)
+        for key, why in REFUSED_EXTRA.items():
+            if key in extra and extra[key] not in (None, False, 0):
+                raise ValueError(f"agent_options.extra.{key} is not allowed: {why}")
+            extra.pop(key, None)
+        try:
+            self.backoff_s = float(extra.pop("backoff_s", 2.0))
+        except (TypeError, ValueError):
+            raise ValueError("agent_options.extra.backoff_s must be a number of seconds") from None
+        self.extra = extra
 
     @property
     def label(self) -> str:
@@ -52,13 +78,12 @@ class LLMAgent(Agent):
         litellm = _litellm()
         messages = request.messages()
         calls: list[LLMCall] = []
-        extra = dict(self.options.extra)
-        backoff = float(extra.pop("backoff_s", 2.0))
         for attempt in range(self.options.retries + 1):
             started = time.monotonic()
             call = LLMCall(
                 agent=self.name, model=self.model, purpose=request.purpose, messages=messages
             )
+            calls.append(call)
             try:
                 response = litellm.completion(
                     model=self.model,
@@ -66,15 +91,28 @@ class LLMAgent(Agent):
                     temperature=self.options.temperature,
                     max_tokens=self.options.max_tokens,
                     timeout=self.options.timeout_s,
-                    **extra,
+                    **self.extra,
+                    # One HTTP request per attempt: the loop here is the only retry.
+                    num_retries=0,
+                    max_retries=0,
                 )
             except Exception as exc:
                 call.latency_s = time.monotonic() - started
-                call.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                calls.append(call)
+                call.error = _describe(exc)
+                fatal = _fatal(litellm, exc)
+                if fatal:
+                    raise AgentUnavailable(
+                        f"model {self.model}: {fatal} ({call.error})", calls=calls
+                    ) from exc
                 if type(exc).__name__ in RETRYABLE and attempt < self.options.retries:
-                    # Jittered exponential backoff, so parallel workers do not retry in lockstep.
-                    time.sleep(backoff * (2**attempt) * (0.5 + random.random()))
+                    wait = _retry_after(exc, self.options.timeout_s)
+                    if wait is None:
+                        # Jittered exponential backoff, so parallel workers do not retry in
+                        # lockstep.
+                        wait = self.backoff_s * (2**attempt) * (0.5 + random.random())
+                    else:
+                        call.error += f" (Retry-After: {wait:g}s)"
+                    time.sleep(wait)
                     continue
                 return AgentReply(calls=calls, error=f"model call failed: {call.error}")
             call.latency_s = time.monotonic() - started
@@ -83,11 +121,72 @@ class LLMAgent(Agent):
             call.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
             call.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
             call.cost_usd = _cost(litellm, response)
-            calls.append(call)
             if not call.response.strip():
+                call.error = f"empty reply: {_why_empty(response)}"
                 return AgentReply(calls=calls, error="the model returned an empty reply")
             return AgentReply(text=call.response, calls=calls)
         return AgentReply(calls=calls, error="model call failed")
+
+
+def _describe(exc: Exception) -> str:
+    """``Type: first line`` of ``exc``, without litellm's repeated ``litellm.Type: Type:``."""
+    name = type(exc).__name__
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    for prefix in (f"litellm.{name}: ", f"{name}: "):
+        if line.startswith(prefix):
+            line = line[len(prefix) :]
+    return f"{name}: {line}" if line else name
+
+
+def _fatal(litellm: Any, exc: Exception) -> str:
+    """Why no request to this model can succeed, or "" when the error may be this request's."""
+    if any(marker in str(exc) for marker in MISSING_KEY):
+        return "no API key (set the provider's key, e.g. OPENAI_API_KEY, or api_key)"
+
+    def kind(*names: str) -> tuple[type[BaseException], ...]:
+        return tuple(c for c in (getattr(litellm, n, None) for n in names) if c is not None)
+
+    # A prompt too long or refused by a content filter is this request's failure only.
+    if isinstance(exc, kind("ContextWindowExceededError", "ContentPolicyViolationError")):
+        return ""
+    if isinstance(exc, kind("AuthenticationError")):
+        return "the provider refused the API key"
+    if isinstance(exc, kind("PermissionDeniedError")):
+        return "the provider denied access"
+    if isinstance(exc, kind("NotFoundError")):
+        return "unknown model (or api_base)"
+    if isinstance(exc, kind("UnsupportedParamsError")):
+        return "a parameter is not supported by this model"
+    if isinstance(exc, kind("BadRequestError")):
+        return "the provider rejected the request"
+    return ""
+
+
+def _retry_after(exc: Exception, cap: float) -> float | None:
+    """The wait the server asked for (``Retry-After`` seconds or date, ``retry-after-ms``),
+    at most ``cap`` seconds; None when it did not say."""
+    response = getattr(exc, "response", None)
+    raw = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None)
+    try:
+        headers = {str(k).lower(): str(v) for k, v in dict(raw or {}).items()}
+    except (TypeError, ValueError):
+        return None
+    wait: float | None = None
+    try:
+        if "retry-after-ms" in headers:
+            wait = float(headers["retry-after-ms"]) / 1000
+        elif "retry-after" in headers:
+            value = headers["retry-after"].strip()
+            try:
+                wait = float(value)
+            except ValueError:
+                wait = parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if wait is None or wait != wait:  # absent, or NaN
+        return None
+    return min(max(wait, 0.0), cap)
 
 
 def _text(response: Any) -> str:
@@ -95,6 +194,14 @@ def _text(response: Any) -> str:
         return response.choices[0].message.content or ""
     except (AttributeError, IndexError, TypeError):
         return ""
+
+
+def _why_empty(response: Any) -> str:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        return "the response had no choices"
+    reason = getattr(choices[0], "finish_reason", None)
+    return f"no text in the reply (finish_reason {reason})" if reason else "no text in the reply"
 
 
 def _cost(litellm: Any, response: Any) -> float:

@@ -43,9 +43,13 @@ class GuardRules(BaseModel):
     # Identifiers the program may not define, bind, shadow or set as an attribute anywhere;
     # dotted names ("time.perf_counter") may not be assigned, deleted or setattr'd.
     protected_names: list[str] = Field(default_factory=list)
-    # When given, the only modules (and their submodules) a program may import; listing a
-    # module that is forbidden by default allows it.
+    # When given, the only modules (and their submodules) a program may import. It never
+    # lifts the deny-list (``static.FORBIDDEN_MODULES``): allowing the whole standard library
+    # must not allow subprocess or socket.
     allowed_modules: list[str] | None = None
+    # Modules on the deny-list this environment lets programs import anyway: each one a
+    # deliberate decision, named on its own.
+    allowed_forbidden_modules: list[str] = Field(default_factory=list)
     forbidden_modules: list[str] = Field(default_factory=list)
     # Dotted names, fnmatch patterns allowed ("torch.manual_seed", "random.seed*").
     forbidden_attributes: list[str] = Field(default_factory=list)

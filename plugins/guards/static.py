@@ -219,6 +219,7 @@ class Policy:
     def __init__(self, rules: GuardRules):
         self.allowlist = rules.allowed_modules is not None
         self.allowed_modules = tuple(rules.allowed_modules or ())
+        self.lifted = tuple(rules.allowed_forbidden_modules)
         self.forbidden = dict(FORBIDDEN_MODULES)
         self.forbidden.update({m: "this environment forbids it" for m in rules.forbidden_modules})
         self.forbidden_attributes = dict(FORBIDDEN_ATTRIBUTES)
@@ -235,9 +236,10 @@ class Policy:
         return name == prefix or name.startswith(prefix + ".")
 
     def _forbidden(self, module: str, dotted_only: bool = False) -> str | None:
-        """Why ``module`` is forbidden, unless the environment allows it (or a part of a
-        forbidden package) explicitly: allowing "numpy" does not allow "numpy.ctypeslib"."""
-        allowed = [a for a in self.allowed_modules if self._under(module, a)]
+        """Why ``module`` is forbidden, unless the environment lifts the ban on it (or on a
+        part of a forbidden package) by name in ``allowed_forbidden_modules``; the allow-list
+        never does, and lifting "numpy" does not lift "numpy.ctypeslib"."""
+        allowed = [a for a in self.lifted if self._under(module, a)]
         for name, why in self.forbidden.items():
             if dotted_only and "." not in name:
                 continue

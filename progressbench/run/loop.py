@@ -316,7 +316,9 @@ class RunLoop:
                 # its unfinished tasks stay issued for a resume once the cause is fixed.
                 self._stop.set()
                 run_id = self._active.id
-                raise RunFailed(f"{exc}; run {run_id} stopped (--resume {run_id} once fixed)") from None
+                raise RunFailed(
+                    f"{exc}; run {run_id} stopped (--resume {run_id} once fixed)"
+                ) from None
             self._commit(out, strategy)
             self._show_progress(started, prior_wall)
 

@@ -191,6 +191,20 @@ def test_environment_module_and_attribute_rules():
     assert static("import os\nR = os.environ.get('RANK')", env=exempt).passed
 
 
+def test_the_allow_list_never_lifts_the_deny_list():
+    """Field trial: an author who allowed the whole standard library allowed subprocess and
+    socket with it. Only a ban lifted by name is lifted."""
+    stdlib = RulesEnv({"allowed_modules": ["math", "socket", "subprocess", "json"]})
+    assert static("import json", env=stdlib).passed
+    for module in ("socket", "subprocess"):
+        assert static(f"import {module}", env=stdlib).rule == "forbidden-module"
+    lifted = RulesEnv(
+        {"allowed_modules": ["math", "socket"], "allowed_forbidden_modules": ["socket"]}
+    )
+    assert static("import socket", env=lifted).passed
+    assert static("import subprocess", env=lifted).rule == "forbidden-module"
+
+
 def test_invalid_guard_rules_fail_loudly():
     with pytest.raises(PluginError, match="protected_name"):
         static("X = 1", env=RulesEnv({"protected_name": ["x"]}))
