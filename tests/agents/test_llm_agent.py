@@ -8,7 +8,7 @@ import os
 import pytest
 from conftest import pb, query
 
-from progressbench.contracts.agent import AgentOptions, AgentRequest
+from progressbench.contracts.agent import AgentOptions, AgentRequest, AgentUnavailable
 from progressbench_plugins.agents.llm import LLMAgent
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -83,8 +83,11 @@ def test_retries_give_up_with_a_recorded_failure(flaky):
 
 def test_non_retryable_errors_fail_at_once(flaky):
     handler = flaky(100, litellm.AuthenticationError)
-    reply = LLMAgent("flaky/m", AgentOptions(retries=5, extra={"backoff_s": 0.01})).reply(request())
-    assert handler.calls == 1 and "AuthenticationError" in reply.error
+    agent = LLMAgent("flaky/m", AgentOptions(retries=5, extra={"backoff_s": 0.01}))
+    with pytest.raises(AgentUnavailable) as stopped:
+        agent.reply(request())
+    assert handler.calls == 1 and "AuthenticationError" in str(stopped.value)
+    assert len(stopped.value.calls) == 1 and "AuthenticationError" in stopped.value.calls[0].error
 
 
 def test_empty_reply_is_a_failure():
