@@ -30,6 +30,33 @@ def _db_option(f: Any) -> Any:
     return click.option("--db", envvar="PROGRESSBENCH_DB", default=None, help=DB_HELP)(f)
 
 
+def _run_settings(f: Any) -> Any:
+    """The settings ``run`` and ``compare`` share (every run of a comparison gets them)."""
+    options = [
+        click.option("--env", "env", help="environment (`progressbench plugins`) [circle-packing]"),
+        click.option("--variant", help="environment variant, e.g. nanogpt: tiny | speedrun"),
+        click.option("--budget", type=int, help="child programs to evaluate per run [100]"),
+        click.option("--workers", type=int, help="parallel evaluations [cores / cpus each]"),
+        click.option("--max-cost", type=float, help="stop a run once its LLM spend reaches USD"),
+        click.option(
+            "--strategy-option", "strategy_opts", multiple=True, metavar="KEY=VALUE",
+            help="strategy setting, e.g. islands=4 (repeatable)",
+        ),
+        click.option(
+            "--env-option", "env_opts", multiple=True, metavar="KEY=VALUE",
+            help="environment setting passed to its harness (repeatable)",
+        ),
+        click.option(
+            "--config", "config_file", type=click.Path(dir_okay=False),
+            help="TOML or YAML file with any of these settings; flags override it",
+        ),
+        _db_option,
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def _open(db: str | None, create: bool = False) -> Any:
     """The store; only commands that write runs create a missing database."""
     from progressbench.store import Store
@@ -97,8 +124,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--env", "env", help="environment (see `progressbench plugins`) [circle-packing]")
-@click.option("--variant", help="environment variant, e.g. nanogpt: tiny | speedrun")
+@_run_settings
 @click.option("--strategy", help="search strategy: islands | greedy | best-of-n [islands]")
 @click.option(
     "--agent",
@@ -107,10 +133,7 @@ def cli() -> None:
     help="offline | replay:RUN_ID | any litellm model (provider/model); repeat for an ensemble",
 )
 @click.option("--weight", "weights", multiple=True, type=float, help="ensemble weight per --agent")
-@click.option("--budget", type=int, help="child programs to evaluate [100]")
-@click.option("--workers", type=int, help="parallel evaluations [cores / cpus per evaluation]")
 @click.option("--seed", type=int, help="random seed [0]")
-@click.option("--max-cost", type=float, help="stop cleanly once LLM spend reaches this many USD")
 @click.option("--n-fast", type=int, help="fast error catcher: retries with the error fed back [3]")
 @click.option(
     "--evaluator", help="where candidates run: local (isolated workers) | ray | a plugin's [local]"
@@ -124,32 +147,11 @@ def cli() -> None:
     help="folder of prompt template overrides (<env>/<name>.txt or <name>.txt)",
 )
 @click.option(
-    "--strategy-option",
-    "strategy_opts",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="strategy setting, e.g. islands=4 (repeatable)",
-)
-@click.option(
-    "--env-option",
-    "env_opts",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="environment setting passed to its harness (repeatable)",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    help="TOML or YAML file with any of these settings; flags override it",
-)
-@click.option(
     "--resume",
     "resume",
     metavar="RUN_ID",
     help="continue an interrupted run (only --budget, --max-cost, --workers may change)",
 )
-@_db_option
 def run(
     config_file: str | None,
     resume: str | None,
@@ -257,8 +259,7 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
 
 
 @cli.command()
-@click.option("--env", "env", help="environment [circle-packing]")
-@click.option("--variant", help="environment variant")
+@_run_settings
 @click.option("--agent", "agents", multiple=True, help="a contender's agent (repeatable) [offline]")
 @click.option(
     "--strategy", "strategies", multiple=True, help="a contender's strategy (repeatable) [islands]"
@@ -266,21 +267,7 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
 @click.option(
     "--seeds", type=click.IntRange(1, 1000), default=3, show_default=True, help="runs per contender"
 )
-@click.option("--budget", type=int, help="child programs per run [100]")
-@click.option("--workers", type=int, help="parallel evaluations per run")
-@click.option("--max-cost", type=float, help="USD cap of each run's LLM spend")
-@click.option(
-    "--strategy-option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="(repeatable)"
-)
-@click.option("--env-option", "env_opts", multiple=True, metavar="KEY=VALUE", help="(repeatable)")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    help="TOML or YAML file with the shared run settings; flags override it",
-)
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
-@_db_option
 def compare(
     agents: tuple[str, ...],
     strategies: tuple[str, ...],
@@ -390,6 +377,19 @@ def data(env: str, variant: str | None, dest: str | None, opts: tuple[str, ...])
     chosen = environment.pick_variant(variant)
     options = parse_pairs(opts, "--option")
     click.echo(environment.fetch_data(chosen, Path(dest) if dest else None, options))
+
+
+@cli.command("new-env")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", type=click.Path(file_okay=False), help="[.]")
+def new_env(name: str, parent: str) -> None:
+    """Write a working environment plugin package, with its test, to start from."""
+    from pathlib import Path
+
+    from progressbench.scaffold import new_environment
+
+    root = new_environment(name, Path(parent))
+    click.echo(f"wrote {root}\nnext: pip install -e '{root}[test]' && pytest {root}")
 
 
 def main() -> None:

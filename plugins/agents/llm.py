@@ -32,6 +32,12 @@ RETRYABLE = (
 # Raised before any request is sent when the provider's key is not set (litellm maps it to
 # an InternalServerError, which would otherwise be retried).
 MISSING_KEY = ("Missing credentials", "api_key client option must be set")
+FATAL_STATUS = {
+    400: "the provider rejected the request",
+    401: "the provider refused the API key",
+    403: "the provider denied access",
+    404: "unknown model (or api_base)",
+}
 # Settings of litellm's that would retry behind the platform's back, or break reading replies.
 REFUSED_EXTRA = {
     "num_retries": "use agent_options.retries: the platform retries and stores every attempt",
@@ -151,16 +157,17 @@ def _fatal(litellm: Any, exc: Exception) -> str:
     if isinstance(exc, kind("ContextWindowExceededError", "ContentPolicyViolationError")):
         return ""
     if isinstance(exc, kind("AuthenticationError")):
-        return "the provider refused the API key"
+        return FATAL_STATUS[401]
     if isinstance(exc, kind("PermissionDeniedError")):
-        return "the provider denied access"
+        return FATAL_STATUS[403]
     if isinstance(exc, kind("NotFoundError")):
-        return "unknown model (or api_base)"
+        return FATAL_STATUS[404]
     if isinstance(exc, kind("UnsupportedParamsError")):
         return "a parameter is not supported by this model"
     if isinstance(exc, kind("BadRequestError")):
-        return "the provider rejected the request"
-    return ""
+        return FATAL_STATUS[400]
+    # litellm maps some of these statuses to a plain APIError (a 403 from OpenAI, for one).
+    return FATAL_STATUS.get(getattr(exc, "status_code", None), "")  # type: ignore[arg-type]
 
 
 def _retry_after(exc: Exception, cap: float) -> float | None:
