@@ -71,8 +71,8 @@ class ChildContext:
     meter: CostMeter
 
     def job(self, code: str, phase: Literal["smoke", "full"], n: int) -> EvalJob:
-        """An evaluation of ``code``, seeded by ``n`` (the task number for the smoke check,
-        the program id for the full evaluation)."""
+        """An evaluation of ``code``, seeded by ``n`` (the task's number; the reference's
+        program id for the reference)."""
         return EvalJob(
             program=code,
             phase=phase,
@@ -116,13 +116,13 @@ def run_child(
     program = ctx.store.add_program(row, rec.key, attempt.verdicts, session.call_keys)
     if attempt.failure:
         return Outcome(rec.key, stored_id(program), status, error=error)
-    return evaluate(ctx, program, rec.key)
+    return evaluate(ctx, program, rec.key, rec.seq)
 
 
 def _resume_stored(ctx: ChildContext, rec: TaskRecord, program_id: int) -> Outcome:
     program = ctx.store.get_program(program_id)
     if program.status == "pending":
-        return evaluate(ctx, program, rec.key)
+        return evaluate(ctx, program, rec.key, rec.seq)
     # Failed before evaluation, just before the crash: only its commit is missing.
     return Outcome(rec.key, program_id, program.status, error=program.error)
 
@@ -206,11 +206,16 @@ def _attempt(ctx: ChildContext, seq: int, parent_code: str, reply: AgentReply) -
     return edited
 
 
-def evaluate(ctx: ChildContext, program: Program, task_key: str | None) -> Outcome:
+def evaluate(
+    ctx: ChildContext, program: Program, task_key: str | None, seq: int | None = None
+) -> Outcome:
     """The full evaluation of a stored program, judged by the result guards and the
-    environment; ``task_key`` is None for the reference program."""
+    environment; ``task_key`` and ``seq`` are None for the reference program."""
     program_id = stored_id(program)
-    outcome = ctx.evaluator.evaluate(ctx.job(program.code, "full", program_id))
+    # Seeded by the task's number, not the program's id: ids follow the order in which
+    # children finish proposing, which the number of workers changes.
+    n = seq if seq is not None else program_id
+    outcome = ctx.evaluator.evaluate(ctx.job(program.code, "full", n))
     ctx.stop.check()
     assessment, verdicts, status = _judge(ctx, program, outcome)
     error = "" if assessment.valid else assessment.reason
