@@ -17,7 +17,7 @@ from typing import Any
 
 from progressbench.sandbox.filesystem import import_paths, private_filesystem
 from progressbench.sandbox.syscalls import prctl_available
-from progressbench.sandbox.uids import DEFAULT_UID_BASE, uid_can_read
+from progressbench.sandbox.uids import DEFAULT_UID_BASE, lease_uids, uid_can_read
 
 
 @functools.cache
@@ -45,7 +45,19 @@ def _isolation_here() -> dict[str, Any]:
         with contextlib.suppress(OSError):
             os.rmdir(workdir)
     paths = tuple(sorted(p for p in keep if os.path.exists(p)))
-    return {"private_fs": True, **done, "read_all": not uid_can_read(DEFAULT_UID_BASE, paths)}
+    return {"private_fs": True, **done, "read_all": not _leased_uid_can_read(paths)}
+
+
+def _leased_uid_can_read(paths: tuple[str, ...]) -> bool:
+    """``uid_can_read`` as a sandbox uid leased for the probe: another run on this machine
+    kills every process of the uids it leases, and would kill a probe borrowing one of them
+    (the probe then reads as "cannot read")."""
+    leased, locks = lease_uids(1)
+    try:
+        return uid_can_read(leased[0], paths)
+    finally:
+        for lock in locks:
+            lock.close()
 
 
 @functools.cache
@@ -70,7 +82,7 @@ def capabilities() -> dict[str, bool | str]:
     if fs["private_fs"]:
         read_all = bool(fs["read_all"])
     else:
-        read_all = root and not uid_can_read(DEFAULT_UID_BASE, import_paths())
+        read_all = root and not _leased_uid_can_read(import_paths())
     if not root:
         user = "the platform's own uid (run as root to drop candidates to their own uid)"
     elif read_all:
