@@ -23,6 +23,7 @@ class Progress:
         self.width = width
         self._last_log = 0.0
         self._last_done = -1
+        self._closed = False
 
     def update(self, stats: Any, budget: int, elapsed: float) -> None:
         done = min(stats.done, budget)
@@ -49,6 +50,8 @@ class Progress:
             self._last_log, self._last_done = now, done
 
     def close(self) -> None:
-        if self.tty:
+        """End the live line (once: Ctrl-C and the normal end may both ask)."""
+        if self.tty and not self._closed:
             self.stream.write("\n")
             self.stream.flush()
+        self._closed = True
