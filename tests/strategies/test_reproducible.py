@@ -7,12 +7,11 @@ import pytest
 from conftest import pb, query
 
 
-def children(db) -> list[tuple[int, str, float | None]]:
-    """(generation, status, score) of every child, in a worker-independent order."""
-    rows = query(
-        db, "select generation, status, score, code_hash from program where not is_reference"
-    )
-    return sorted((g, s, sc, h) for g, s, sc, h in rows)  # type: ignore[misc]
+def children(db) -> list[tuple]:
+    """(generation, status, score, code hash) of every child, in a worker-independent order
+    (program ids follow the order in which proposals finish)."""
+    sql = "select generation, status, score, code_hash from program where not is_reference"
+    return sorted(query(db, sql))
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "best-of-n", "islands"])
