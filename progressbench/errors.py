@@ -18,5 +18,11 @@ class RunFailed(UserError):
     exit_code = 1
 
 
+class EnvironmentFault(RunFailed):
+    """An environment plugin raised while judging a candidate's result: a bug in the plugin,
+    not a failure of the candidate. Its child is stored as ``env-error``; a run stops after
+    a few (``ENV_ERROR_LIMIT``), naming the plugin."""
+
+
 class EditError(ValueError):
     """An agent's reply could not be applied as edits; the message goes back to the agent."""

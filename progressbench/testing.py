@@ -78,6 +78,7 @@ def check_program(
     environment = plugins.get_environment(env if isinstance(env, str) else env.name)
     chosen = environment.pick_variant(variant)
     config = RunConfig(env=environment.name, variant=chosen, env_options=env_options or {})
+    environment.check_options(config.env_options)
     resources = environment.resources(chosen)
     applied = pick_guards(environment, chosen, guards)
     options = {"plugin_modules": list(plugin_modules)}

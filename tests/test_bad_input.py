@@ -116,6 +116,15 @@ def test_corrupt_database_file(tmp_path):
             ["--prompts", "/nonexistent/prompts"],
             "prompt folder '/nonexistent/prompts' does not exist",
         ),
+        (["--env-option", "foo=bar"], "invalid --env-option for environment 'circle-packing': foo"),
+        (
+            ["--env", "nanogpt", "--env-option", "max_step=3"],
+            "invalid --env-option for environment 'nanogpt': max_step: unknown setting",
+        ),
+        (
+            ["--env", "nanogpt", "--env-option", "max_steps=lots"],
+            "invalid --env-option for environment 'nanogpt': max_steps",
+        ),
     ],
 )
 def test_bad_run_arguments_create_no_run(db, args, needle):

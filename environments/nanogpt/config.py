@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Options a user's config may set per run (``ctx.options``); anything else is ignored so that
-# a typo cannot silently change the protocol of a variant.
+from pydantic import BaseModel, ConfigDict, create_model
+
+# Options a user's config may set per run (``ctx.options``); anything else is refused at run
+# start (``Options``), so a typo is one line, not a protocol silently left unchanged.
 RUN_OPTIONS = {
     "time_budget_s": float,  # training-clock budget (shrink for tests and benches)
     "max_steps": int,  # stop the train stream after this many batches
@@ -27,6 +29,11 @@ RUN_OPTIONS = {
     "eval_batch": int,  # validation windows per forward pass (memory, not results)
     "threads": int,  # CPU threads for torch (default: the variant's cpus)
 }
+Options: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "NanoGPTOptions",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (kind | None, None) for name, kind in RUN_OPTIONS.items()},
+)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class NanoGPT(Environment):
     preload = ("torch", "torch._dynamo", "numpy", f"{PACKAGE}.harness", f"{PACKAGE}.verify")
     verifies = True
     frontier = ("train_time_s", "val_loss")
+    Options = config.Options
 
     # --- platform side -----------------------------------------------------------------------
     def pick_variant(self, requested: str | None) -> str:

@@ -11,7 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from progressbench.errors import UserError
+from progressbench.run.config import describe_validation_error
 
 
 class Objective(BaseModel):
@@ -98,6 +101,12 @@ class SandboxContext(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class NoOptions(BaseModel):
+    """The ``--env-option`` values of an environment that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Environment:
     """Base class for environment plugins. Subclass, fill the class attributes, and register
     an instance through the ``register_environments`` hook."""
@@ -113,6 +122,19 @@ class Environment:
     # Two metric names (x, y), both minimised, whose Pareto front over a run's programs
     # ``show --frontier`` prints (nanogpt: training time vs validation loss).
     frontier: ClassVar[tuple[str, str] | None] = None
+    # The ``--env-option`` values the harness understands (``ctx.options``): declare a
+    # pydantic model with ``extra="forbid"`` so that a misspelt option is refused, not ignored.
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """A one-line ``UserError`` for an option ``Options`` refuses; the run loop calls it
+        before a run is created."""
+        try:
+            cls.Options.model_validate(options)
+        except ValidationError as exc:
+            msg = describe_validation_error(exc).replace("invalid config: ", "", 1)
+            raise UserError(f"invalid --env-option for environment {cls.name!r}: {msg}") from None
 
     # --- platform side -----------------------------------------------------------------
     def pick_variant(self, requested: str | None) -> str:

@@ -23,7 +23,7 @@ from progressbench.contracts.evaluator import EvalJob, EvalOutcome, Evaluator
 from progressbench.contracts.guard import Guard
 from progressbench.contracts.program import ProgramView
 from progressbench.contracts.strategy import Proposal, Strategy, Task
-from progressbench.errors import EditError
+from progressbench.errors import EditError, EnvironmentFault
 from progressbench.run import edits, prompts, rows
 from progressbench.run.agents import AgentPool
 from progressbench.run.config import RunConfig
@@ -228,6 +228,9 @@ def _judge(
 ) -> tuple[Assessment, list[VerdictRecord], str]:
     if not outcome.ok:
         return Assessment(valid=False, reason=describe_outcome(outcome)), [], "failed"
-    assessment, found = assess_outcome(ctx.env, ctx.variant, ctx.guards, program.code, outcome)
+    try:
+        assessment, found = assess_outcome(ctx.env, ctx.variant, ctx.guards, program.code, outcome)
+    except EnvironmentFault as exc:  # the plugin's bug: kept apart from candidate failures
+        return Assessment(valid=False, reason=str(exc)), [], "env-error"
     verdicts = [rows.verdict_row(ctx.run_id, stored_id(program), v, "result") for v in found]
     return assessment, verdicts, "valid" if assessment.valid else "invalid"

@@ -28,7 +28,8 @@ from progressbench.run.agents import AgentPool
 from progressbench.run.child import ChildContext, Outcome
 from progressbench.run.config import RunConfig
 from progressbench.run.session import CostCapReached, CostMeter, ProgramViews, StopFlag
-from progressbench.run.stages import default_workers, last_line, pick_guards
+from progressbench.run.stages import ENV_ERROR_LIMIT as ENV_LIMIT
+from progressbench.run.stages import check_variant, default_workers, last_line, pick_guards
 from progressbench.store.database import Store
 from progressbench.store.tables import Program, Run, TaskRecord, stored_id
 
@@ -41,6 +42,7 @@ class Stats:
     valid: int = 0
     failed: int = 0
     retries: int = 0
+    env_errors: int = 0
     best_id: int | None = None
     best_score: float | None = None
     best_metric: float | None = None
@@ -69,7 +71,8 @@ class RunLoop:
         self.say = say
         self.progress = progress
         self.env: Environment = plugins.get_environment(config.env)
-        self.variant = _check_variant(self.env, config)
+        self.variant = check_variant(self.env, config)
+        self.env.check_options(config.env_options)
         self.objective = self.env.objective(self.variant)
         self.resources = self.env.resources(self.variant)
         self.strategy_cls: type[Strategy] = plugins.get("strategies", config.strategy)
@@ -354,6 +357,17 @@ class RunLoop:
             out.task_key or None,
             run_fields,
         )
+        if out.status == "env-error":
+            self._env_error(out.error)
+
+    def _env_error(self, error: str) -> None:
+        """Say each environment error; stop the run (resumable) at the limit."""
+        self.stats.env_errors += 1
+        self.say(f"environment error {self.stats.env_errors}/{ENV_LIMIT}: {error}")
+        if self.stats.env_errors >= ENV_LIMIT:
+            self._stop.set()
+            rid = self._active.id
+            raise RunFailed(f"{error}; run {rid} stopped (--resume {rid} once it is fixed)")
 
     def _count(
         self, program: Program, status: str, valid: bool, score: float | None, metric: float | None
@@ -383,17 +397,3 @@ class RunLoop:
             self.progress.update(
                 self.stats, self._active.budget, prior_wall + time.monotonic() - started
             )
-
-
-def _check_variant(env: Environment, config: RunConfig) -> str:
-    """The variant the run uses, or a one-line error if it is unknown or cannot run here."""
-    variant = env.pick_variant(config.variant)
-    if variant not in env.variants:
-        raise UserError(
-            f"environment {config.env!r} has no variant {variant!r} "
-            f"(available: {', '.join(env.variants)})"
-        )
-    why = env.unavailable(variant)
-    if why:
-        raise UserError(f"variant {variant!r} of {config.env!r} cannot run here: {why}")
-    return variant

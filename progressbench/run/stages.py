@@ -13,8 +13,12 @@ from progressbench import plugins
 from progressbench.contracts.environment import Assessment, Environment, Resources
 from progressbench.contracts.evaluator import EvalOutcome, Limits
 from progressbench.contracts.guard import Guard, Sandbox, Verdict
-from progressbench.errors import UserError
+from progressbench.errors import EnvironmentFault, UserError
 from progressbench.run.config import RunConfig
+
+# Children the environment could not judge (``assess`` raised) before a run stops: one may be
+# an odd result, a few are a plugin bug that would spoil the whole run.
+ENV_ERROR_LIMIT = 3
 
 
 def default_workers(cpus: float, most: int | None = None) -> int:
@@ -85,11 +89,15 @@ def assess_outcome(
     env: Environment, variant: str, guards: list[Guard], code: str, outcome: EvalOutcome
 ) -> tuple[Assessment, list[Verdict]]:
     """The trusted assessment of a successful evaluation, after the result guards: any
-    failing verdict makes it invalid, with the guards' reasons."""
+    failing verdict makes it invalid, with the guards' reasons. ``assess`` raising is the
+    plugin's bug, not the candidate's failure: an ``EnvironmentFault`` naming the plugin."""
     try:
         assessment = env.assess(outcome.raw or {}, outcome.verified, variant)
-    except Exception as exc:  # hostile output must not crash the platform
-        assessment = Assessment(valid=False, reason=f"assessment failed: {exc}")
+    except Exception as exc:
+        raise EnvironmentFault(
+            f"environment {env.name!r}{_plugin_of(env.name)} raised in assess: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     verdicts = []
     for guard in guards:
         if guard.stage != "result":
@@ -105,6 +113,26 @@ def assess_outcome(
             update={"valid": False, "reason": describe_verdicts(bad)}
         )
     return assessment, verdicts
+
+
+def _plugin_of(env_name: str) -> str:
+    """`` (plugin NAME)`` for a registered environment; empty for one built by hand (tests)."""
+    reg = plugins.registry("environments").get(env_name)
+    return f" (plugin {reg.plugin!r})" if reg is not None else ""
+
+
+def check_variant(env: Environment, config: RunConfig) -> str:
+    """The variant the run uses, or a one-line error if it is unknown or cannot run here."""
+    variant = env.pick_variant(config.variant)
+    if variant not in env.variants:
+        raise UserError(
+            f"environment {config.env!r} has no variant {variant!r} "
+            f"(available: {', '.join(env.variants)})"
+        )
+    why = env.unavailable(variant)
+    if why:
+        raise UserError(f"variant {variant!r} of {config.env!r} cannot run here: {why}")
+    return variant
 
 
 def describe_verdicts(bad: Sequence[Any]) -> str:

@@ -12,11 +12,12 @@ import pytest
 from progressbench import hookimpl
 from progressbench.contracts.agent import Agent, AgentOptions, AgentReply, AgentRequest, LLMCall
 from progressbench.contracts.strategy import Strategy, Task
-from progressbench.errors import UserError
+from progressbench.errors import RunFailed, UserError
 from progressbench.run import rows
 from progressbench.run.agents import AgentPool
 from progressbench.run.config import RunConfig
 from progressbench.run.loop import RunLoop
+from progressbench.run.stages import ENV_ERROR_LIMIT
 from progressbench.run.session import (
     AgentSession,
     CostCapReached,
@@ -320,3 +321,30 @@ def test_a_broken_reference_is_one_line_naming_the_environment_plugin(tmp_path, 
     assert "\n" not in message
     assert "environment 'broken-reference-test' (plugin 'broken_env')" in message
     assert "SyntaxError" in message
+
+
+def test_an_environment_that_raises_in_assess_stops_the_run_naming_its_plugin(tmp_path, plugin):
+    """Field trial: ``assess`` raising mid-run was stored as an invalid child and the run
+    ended ``finished``, exit 0: a harness bug looked like a bad candidate."""
+    plugin("broken_env")
+    cfg = RunConfig(
+        env="assess-raises-test",
+        strategy="greedy",
+        budget=10,
+        workers=1,
+        evaluator_options={"plugin_modules": ["broken_env"]},
+    )
+    store = Store(str(tmp_path / "pb.db"))
+    said: list[str] = []
+    with pytest.raises(RunFailed) as err:
+        RunLoop(store, cfg, say=said.append).execute()
+    message = str(err.value)
+    assert "\n" not in message
+    assert "environment 'assess-raises-test' (plugin 'broken_env') raised in assess" in message
+    assert "KeyError" in message and "--resume" in message
+    (run,) = store.runs()
+    assert run.status == "failed"
+    children = [p for p in store.programs(run.id) if p.id != run.reference_id]
+    judged = [p for p in children if p.status != "pending"]
+    assert [p.status for p in judged] == ["env-error"] * ENV_ERROR_LIMIT
+    assert sum("environment error" in line for line in said) == ENV_ERROR_LIMIT
