@@ -56,7 +56,9 @@ _EXPORTS: dict[str, str] = {
         ["EvalJob", "EvalOutcome", "Evaluator", "Limits"], "progressbench.contracts.evaluator"
     ),
     **dict.fromkeys(["EditError", "PluginError", "UserError"], "progressbench.errors"),
-    "load_program": "progressbench.sandbox.loader",
+    **dict.fromkeys(
+        ["compile_program", "load_program", "parse_program"], "progressbench.sandbox.loader"
+    ),
     "code_hash": "progressbench.store.hashing",
 }
 # Modules plugins use as a whole: SEARCH/REPLACE edits and EVOLVE blocks, prompt templates.
@@ -96,8 +98,10 @@ __all__ = [
     "Variant",
     "Verdict",
     "code_hash",
+    "compile_program",
     "format_score",
     "load_program",
+    "parse_program",
     "edits",
     "prompts",
 ]
@@ -150,5 +154,5 @@ if TYPE_CHECKING:
     )
     from progressbench.errors import EditError, PluginError, UserError
     from progressbench.run import edits, prompts
-    from progressbench.sandbox.loader import load_program
+    from progressbench.sandbox.loader import compile_program, load_program, parse_program
     from progressbench.store.hashing import code_hash

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
+
+from progressbench import commands
+from progressbench.viewer import commands as viewer_commands
 
 DB_HELP = "database: a file path (SQLite, default ./progressbench.db) or any SQLAlchemy URL"
 
@@ -24,6 +26,9 @@ class CLIGroup(click.Group):
         except UserError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C (or a run's SIGTERM) outside a run loop: not click's 1
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
 
 
 def _db_option(f: Any) -> Any:
@@ -38,6 +43,7 @@ def _run_settings(f: Any) -> Any:
         click.option("--budget", type=int, help="child programs to evaluate per run [100]"),
         click.option("--workers", type=int, help="parallel evaluations [cores / cpus each]"),
         click.option("--max-cost", type=float, help="stop a run once its LLM spend reaches USD"),
+        click.option("--api-base", help="URL of an OpenAI-compatible server for the LLM agents"),
         click.option(
             "--strategy-option", "strategy_opts", multiple=True, metavar="KEY=VALUE",
             help="strategy setting, e.g. islands=4 (repeatable)",
@@ -84,28 +90,16 @@ def _drive(
     say: Callable[[str], None],
     interrupted: Callable[[Any], str],
 ) -> Any:
-    """Execute one run under a progress line; on Ctrl-C print ``interrupted(run)`` and leave."""
+    """Execute one run under a progress line; on Ctrl-C or SIGTERM print ``interrupted(run)``
+    and leave."""
     from progressbench.run.loop import RunLoop
     from progressbench.run.progress import Progress
+    from progressbench.run.session import run_to_end, stop_on_sigterm
 
+    stop_on_sigterm()
     progress = Progress(metric)
     loop = RunLoop(store, config, run=existing, say=say, progress=progress)
-    try:
-        return loop.execute()
-    except KeyboardInterrupt:
-        progress.close()
-        _leave(interrupted(loop.run))
-    finally:
-        progress.close()
-
-
-def _leave(message: str) -> NoReturn:
-    """Print ``message`` and exit with 130 at once. Everything is committed and the evaluator
-    is closed; do not wait for a worker thread that may sit in a model call for minutes."""
-    click.echo(message, err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(130)
+    return run_to_end(loop, progress, interrupted)
 
 
 @click.group(cls=CLIGroup)
@@ -183,6 +177,7 @@ def run(
     store = _open(db, create=resume is None)
     overrides = flag_overrides(flags, strategy_opts, env_opts, agents=agents, agent_weights=weights)
     if resume is not None:
+        store.claim(store.get_run(resume).id)  # one process runs a run: a second one exits 2
         config, existing = resume_config(store, resume, overrides, config_file)
     else:
         config, existing = load_config(config_file, overrides), None
@@ -252,9 +247,11 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
     from progressbench import plugins
     from progressbench.analysis import leaderboard as lb
 
-    found = lb.rows(_open(db), env, verified_only)
-    if env and not found:
-        plugins.get_environment(env)  # an unknown name is an error, not "no runs yet"
+    store = _open(db)
+    found = lb.rows(store, env, verified_only)
+    if env and not found:  # an unknown name is an error, not "no runs yet"
+        stored_as = plugins.get_environment(env).name  # task:PATH as runs store it
+        found = lb.rows(store, stored_as, verified_only) if stored_as != env else found
     click.echo(lb.render(found, fmt))
 
 
@@ -268,6 +265,7 @@ def leaderboard(env: str | None, fmt: str, verified_only: bool, db: str | None) 
     "--seeds", type=click.IntRange(1, 1000), default=3, show_default=True, help="runs per contender"
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
+@click.option("--plot", callback=viewer_commands.plot_target, help="also draw it to FILE.png|svg")
 def compare(
     agents: tuple[str, ...],
     strategies: tuple[str, ...],
@@ -276,6 +274,7 @@ def compare(
     env_opts: tuple[str, ...],
     config_file: str | None,
     fmt: str,
+    plot: str | None,
     db: str | None,
     **flags: Any,
 ) -> None:
@@ -304,6 +303,8 @@ def compare(
 
     result = cmp.compare(store, base, chosen_agents, chosen_strategies, seeds, execute, say=_say)
     click.echo(cmp.render(result, fmt))
+    if plot:
+        click.echo(viewer_commands.plot_comparison(result, plot))
 
 
 @cli.command()
@@ -361,24 +362,6 @@ def plugins(as_json: bool) -> None:
         click.echo(pl.describe_text(infos))
 
 
-@cli.command()
-@click.argument("env")
-@click.option("--variant", help="the variant whose data to fetch")
-@click.option("--dest", type=click.Path(file_okay=False), help="where to put it")
-@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="environment-specific")
-def data(env: str, variant: str | None, dest: str | None, opts: tuple[str, ...]) -> None:
-    """Download or generate the data an environment needs (e.g. nanogpt shards)."""
-    from pathlib import Path
-
-    from progressbench import plugins as pl
-    from progressbench.run.config import parse_pairs
-
-    environment = pl.get_environment(env)
-    chosen = environment.pick_variant(variant)
-    options = parse_pairs(opts, "--option")
-    click.echo(environment.fetch_data(chosen, Path(dest) if dest else None, options))
-
-
 @cli.command("new-env")
 @click.argument("name")
 @click.option("--dir", "parent", default=".", type=click.Path(file_okay=False), help="[.]")
@@ -390,6 +373,12 @@ def new_env(name: str, parent: str) -> None:
 
     root = new_environment(name, Path(parent))
     click.echo(f"wrote {root}\nnext: pip install -e '{root}[test]' && pytest {root}")
+
+
+cli.add_command(commands.evaluate)
+cli.add_command(commands.data)
+cli.add_command(_db_option(viewer_commands.serve))
+cli.add_command(_db_option(viewer_commands.plot))
 
 
 def main() -> None:

@@ -40,3 +40,13 @@ def register_strategies(register: Callable[[Any], None]) -> None:
 def register_agents(register: Callable[[Any], None]) -> None:
     """Register agents: call ``register(cls)`` with a subclass of ``progressbench.Agent`` (it
     turns a prompt and a parent program into a reply holding edits)."""
+
+
+@hookspec(firstresult=True)
+def resolve_environment(name: str) -> Any:
+    """Build the environment a name stands for that no plugin registered (e.g.
+    ``task:PATH``): return a ``progressbench.Environment`` whose ``name`` is ``name`` made
+    stable (a resolved path), or None for a name this plugin does not understand. Sandbox
+    workers rebuild the environment from that name, so the same name must give the same
+    environment in a fresh process. The first line of the implementation's docstring is what
+    ``progressbench plugins`` shows for it."""

@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 
 from progressbench import hookspecs
-from progressbench.errors import PluginError
+from progressbench.errors import PluginError, UserError
 
 ENTRY_POINT_GROUP = "progressbench"
 LOAD_ENV_VAR = "PROGRESSBENCH_LOAD_PLUGINS"
@@ -125,6 +125,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # What its ``resolve_environment`` builds (the first line of its docstring).
+    resolves: str = ""
 
 
 def registry(kind: str) -> dict[str, Registered]:
@@ -214,8 +216,50 @@ def get(kind: str, name: str) -> Any:
     return items[name].obj
 
 
+# Environments built by ``resolve_environment``, by the stable names they carry: a name that
+# resolves to one (``task:tests/x`` in /abs) gets that object (``task:/abs/tests/x``).
+_resolved: dict[str, Any] = {}
+
+
 def get_environment(name: str) -> Any:
-    return get("environments", name)
+    """The registered environment ``name``, or the one a ``resolve_environment`` hook builds
+    for it (``task:PATH``); otherwise a one-line error listing the choices."""
+    items = registry("environments")
+    if name in items:
+        return items[name].obj
+    if name in _resolved:
+        return _resolved[name]
+    env = pm.hook.resolve_environment(name=name)
+    if env is None:
+        return get("environments", name)
+    from progressbench.contracts.environment import Environment
+
+    if not isinstance(env, Environment):
+        raise PluginError(f"resolve_environment({name!r}) returned {env!r}, not an Environment")
+    return _resolved.setdefault(env.name, env)
+
+
+def trust_of(env_name: str) -> str | None:
+    """The trust label of an environment a ``resolve_environment`` hook builds (their names
+    hold a colon, ``task:PATH``) when it is not the default; None for the others, and for one
+    that no longer resolves (a task folder since removed). Reports call it without loading
+    the plugins for runs of registered environments."""
+    if ":" not in env_name:
+        return None
+    from progressbench.contracts.environment import Environment
+
+    try:
+        trust: str = get_environment(env_name).trust
+    except UserError:
+        return None
+    return trust if trust != Environment.trust else None
+
+
+def distribution_of(env_name: str) -> str | None:
+    """The distribution whose plugin registered environment ``env_name`` (None for one a
+    ``resolve_environment`` hook built or one registered at runtime)."""
+    reg = registry("environments").get(env_name)
+    return _origins[reg.plugin][0] if reg is not None and reg.plugin in _origins else None
 
 
 def describe_plugins() -> list[PluginInfo]:
@@ -229,6 +273,9 @@ def describe_plugins() -> list[PluginInfo]:
         infos[plugin_name] = PluginInfo(plugin_name, dist, version)
         for caller in pm.get_hookcallers(plugin) or []:
             infos[plugin_name].hooks.append(caller.name)
+            if caller.name == "resolve_environment":
+                impl = next(i for i in caller.get_hookimpls() if i.plugin is plugin)
+                infos[plugin_name].resolves = (impl.function.__doc__ or "").strip().split("\n")[0]
     for kind in KINDS:
         found, problems = _scan(kind)
         for reg in found.values():
@@ -253,5 +300,7 @@ def describe_text(infos: list[PluginInfo]) -> str:
         lines.append(f"  hooks: {', '.join(info.hooks)}")
         for kind, names in sorted(info.registered.items()):
             lines.append(f"  {kind}: {', '.join(names)}")
+        if info.resolves:
+            lines.append(f"  resolves: {info.resolves}")
         lines += [f"  problem: {message}" for message in info.problems]
     return "\n".join(lines)

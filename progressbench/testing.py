@@ -22,12 +22,12 @@ from typing import Any, Literal
 
 from progressbench import plugins
 from progressbench.contracts.environment import Assessment, Environment
-from progressbench.contracts.evaluator import EvalJob, EvalOutcome
-from progressbench.contracts.guard import Verdict
+from progressbench.contracts.evaluator import EvalJob, EvalOutcome, Evaluator
+from progressbench.contracts.guard import Guard, Verdict
 from progressbench.run.config import RunConfig
 from progressbench.run.stages import assess_outcome, limits_for, pick_guards, static_verdicts
 
-__all__ = ["Checked", "check_program"]
+__all__ = ["Checked", "check_program", "check_with"]
 
 
 @dataclass
@@ -79,29 +79,44 @@ def check_program(
     chosen = environment.pick_variant(variant)
     config = RunConfig(env=environment.name, variant=chosen, env_options=env_options or {})
     environment.check_options(config.env_options)
-    resources = environment.resources(chosen)
     applied = pick_guards(environment, chosen, guards)
     options = {"plugin_modules": list(plugin_modules)}
     with plugins.get("evaluators", evaluator)(environment, chosen, 1, options) as sandbox:
-        reference = environment.baseline(chosen)
-        checked = Checked(
-            static_verdicts(applied, code, reference, environment, chosen, sandbox.evaluate)
+        return check_with(sandbox, environment, chosen, config, applied, code, seed)
+
+
+def check_with(
+    sandbox: Evaluator,
+    environment: Environment,
+    variant: str,
+    config: RunConfig,
+    guards: list[Guard],
+    code: str,
+    seed: int = 0,
+) -> Checked:
+    """The stages of ``check_program`` on an evaluator that is already started, with the
+    limits of ``config`` and the given guards (``progressbench eval`` checks more than one
+    program on the same warm workers)."""
+    resources = environment.resources(variant)
+    reference = environment.baseline(variant)
+    checked = Checked(
+        static_verdicts(guards, code, reference, environment, variant, sandbox.evaluate)
+    )
+    if not all(v.passed for v in checked.static):
+        return checked
+
+    def job(phase: Literal["smoke", "full"]) -> EvalJob:
+        limits = limits_for(resources, config, phase)
+        return EvalJob(
+            program=code, phase=phase, seed=seed, limits=limits, options=config.env_options
         )
-        if not all(v.passed for v in checked.static):
-            return checked
 
-        def job(phase: Literal["smoke", "full"]) -> EvalJob:
-            limits = limits_for(resources, config, phase)
-            return EvalJob(
-                program=code, phase=phase, seed=seed, limits=limits, options=config.env_options
-            )
-
-        checked.smoke = sandbox.evaluate(job("smoke"))
-        if not checked.smoke.ok:
-            return checked
-        full = checked.full = sandbox.evaluate(job("full"))
+    checked.smoke = sandbox.evaluate(job("smoke"))
+    if not checked.smoke.ok:
+        return checked
+    full = checked.full = sandbox.evaluate(job("full"))
     if full.ok:
         checked.assessment, checked.result_verdicts = assess_outcome(
-            environment, chosen, applied, code, full
+            environment, variant, guards, code, full
         )
     return checked

@@ -34,13 +34,16 @@ class CirclePacking(Environment):
         "Place 26 non-overlapping circles inside the unit square [0,1]x[0,1] so that the sum "
         "of their radii is as large as possible. run_packing() must return (centers, radii): "
         "26 [x, y] pairs and 26 radii. The harness verifies containment and non-overlap "
-        f"(tolerance {TOLERANCE:g}); any violation makes the program invalid."
+        f"(tolerance {TOLERANCE:g}); any violation makes the program invalid. Besides the "
+        "standard library, the program may import numpy and scipy (e.g. scipy.optimize for "
+        "continuous optimisation of centres and radii)."
     )
     variants: ClassVar[dict[str, Variant]] = {
         "n26": Variant(name="n26", description="26 circles, unit square"),
     }
     default_variant: ClassVar[str] = "n26"
     preload: ClassVar[tuple[str, ...]] = ("numpy",)
+    packages: ClassVar[tuple[str, ...]] = ("numpy", "scipy")
 
     def objective(self, variant: str) -> Objective:
         return Objective(metric="sum_radii", direction="maximize", records=RECORDS)

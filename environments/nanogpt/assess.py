@@ -94,7 +94,27 @@ def _checkpoint_problem(c: dict[str, Any], v: VariantSpec) -> tuple[str, dict[st
                 "checkpoint": float(c["index"]),
             },
         )
-    return None
+    return _gap_problem(c)
+
+
+def _gap_problem(c: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
+    """Validation much better than the probe for the same weights: the model knows the
+    validation windows (memorised, or answered from something the run left behind)."""
+    gap, limit = c.get("probe_gap", math.nan), c.get("probe_gap_limit", math.nan)
+    if not (_finite(gap) and _finite(limit)) or gap <= limit:
+        return None
+    return (
+        f"checkpoint {c['index']} (t={c['train_time_s']:.1f}s): validation loss "
+        f"{c['val_loss']:.4f}, but probe loss {c['probe_loss']:.4f} for the same weights (gap "
+        f"{gap:.3f} > {limit:.3f}, beyond sampling noise): the model was fitted to the "
+        "validation tokens or answers them from memory",
+        {
+            "val_loss": c["val_loss"],
+            "verified_probe_loss": c["probe_loss"],
+            "probe_gap": gap,
+            "checkpoint": float(c["index"]),
+        },
+    )
 
 
 def _integrity_problem(

@@ -69,6 +69,11 @@ class VariantSpec:
     # Tiny only: the largest allowed (fresh-sample loss - validation loss); a larger gap means
     # the model was fitted to the validation tokens.
     fresh_gap_limit: float | None
+    # The largest allowed (probe loss - validation loss) of the same weights, beyond four
+    # standard errors of the probe's own spread: the two samples differ a little by nature
+    # (on the speedrun, the tail of a train shard against the validation shard); a model that
+    # does much better on the validation windows than on the probe's knows them.
+    probe_gap_limit: float
     cpus: float
     gpus: int
     memory_mb: int
@@ -108,6 +113,7 @@ TINY = VariantSpec(
     # float32 on CPU: a causal model's earlier predictions do not move at all.
     causal_tolerance=1e-6,
     fresh_gap_limit=0.05,
+    probe_gap_limit=0.05,
     cpus=2,
     gpus=0,
     memory_mb=4096,
@@ -142,6 +148,7 @@ SPEEDRUN = VariantSpec(
     probe_tolerance=1e-2,
     causal_tolerance=1e-3,
     fresh_gap_limit=None,
+    probe_gap_limit=0.1,  # not measured: no GPU and no FineWeb shards on this machine
     cpus=8,
     gpus=1,
     memory_mb=65536,

@@ -58,6 +58,7 @@ class NanoGPT(Environment):
     # torch._dynamo: torch.optim imports it on first use (~2 s), so the warm worker pays once.
     preload = ("torch", "torch._dynamo", "numpy", f"{PACKAGE}.harness", f"{PACKAGE}.verify")
     verifies = True
+    packages = ("torch", "numpy", "triton")
     frontier = ("train_time_s", "val_loss")
     Options = config.Options
 

@@ -7,8 +7,10 @@ harness owns, and hands over only through ``h``:
 
 - the train token stream (``h.batches``): the only data the run process ever holds besides a
   held-out probe set of the same distribution. The validation tokens never enter it;
-- the clock (``h.elapsed``): wall time of ``train``, paused while the harness checkpoints,
-  probes or generates corpus, and during ``h.warmup()`` (compilation), up to a cap;
+- the clock (``h.elapsed``): wall time of ``train``, paused while the harness checkpoints or
+  generates corpus, and during ``h.warmup()`` (compilation), up to a cap. No program code runs
+  while it is paused: weights are read straight from the tensors (no hooks, no overridden
+  methods), and the probe pass, which runs the program's forward, is charged to it;
 - the seed, the target and the budget: the stream ends when the training clock passes the
   budget, or when the probe loss at a checkpoint says the target is reached.
 
@@ -45,15 +47,17 @@ from .losses import ProgramError
 _now = time.perf_counter
 _cpu_now = time.process_time
 _cuda_sync = torch.cuda.synchronize
-_state_dict = torch.nn.Module.state_dict
-_load_state_dict = torch.nn.Module.load_state_dict
 _save = torch.save
 _register_step_pre = register_optimizer_step_pre_hook
 _manual_seed = torch.manual_seed
 _all_reduce = dist.all_reduce
 _broadcast = dist.broadcast
+_set_grad = vars(torch._C.TensorBase)["grad"].__set__  # the descriptor: no subclass's setter
 
 CHECKPOINT_DIR = "nanogpt"
+# Written in the checkpoint directory before any program code runs: its time tells the verifier
+# what the run may have left in the temporary directories.
+RUN_STARTED = "run.started"
 SMOKE_PROBE_WINDOWS = 8
 LOSS_CURVE_POINTS = 64
 # With several processes, rank 0 broadcasts its stop/checkpoint decisions about this often
@@ -182,6 +186,7 @@ class _Run:
         self.smoke = spec.mode == "smoke"
         self.ckpt_dir = Path(spec.scratch) / CHECKPOINT_DIR
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (self.ckpt_dir / RUN_STARTED).write_text(str(time.time()))
         self.stream = data.TrainStream(spec)
         probe_tokens = (
             self.v.eval_seq_len * SMOKE_PROBE_WINDOWS if self.smoke else spec.probe_tokens
@@ -204,6 +209,7 @@ class _Run:
         self.in_warmup = False
         self.warmup_s = 0.0
         self.excluded_s = 0.0
+        self.probe_s = 0.0  # probe passes charged to the clock (CUDA)
         self.train_losses: list[tuple[float, int, torch.Tensor]] = []
         self.profile_result: dict[str, Any] | None = None
         self.tampered: set[str] = set()
@@ -342,18 +348,47 @@ class _Run:
 
     # --- checkpoints ----------------------------------------------------------------------------
     def probe_loss(self) -> float:
+        """The probe set's loss (all ranks together). Scoring runs the program's forward,
+        which could train or do anything else while the clock is paused: on CPU it runs in a
+        forked child, whose work dies with it; with CUDA (a forked child cannot use it) it runs
+        here and ``checkpoint`` charges its time to the clock."""
         assert self.model is not None
-        shard = self.probe[self.rank :: self.world]
-        ev = losses.evaluate(self.model, shard, self.v.vocab_size, self.spec.eval_batch)
+        model, shard = self.model, self.probe[self.rank :: self.world]
+
+        def score() -> dict[str, Any]:
+            ev = losses.evaluate(model, shard, self.v.vocab_size, self.spec.eval_batch)
+            return {"sum": float(ev.per_window.sum()), "n": int(ev.per_window.size)}
+
+        if self.cuda:
+            sums = score()
+        else:
+            sums = integrity.forked(self._probe_child(score))
+            self.sentinel.violations += sums.pop("violations", [])
+            if "error" in sums:
+                raise ProgramError(f"scoring the probe set failed: {sums['error']}")
         if self.world == 1:
-            return ev.mean
+            return sums["sum"] / max(sums["n"], 1) if sums["n"] else float("nan")
         totals = torch.tensor(
-            [float(ev.per_window.sum()), float(ev.per_window.size)],
-            dtype=torch.float64,
-            device=self.device,
+            [sums["sum"], float(sums["n"])], dtype=torch.float64, device=self.device
         )
         _all_reduce(totals)
         return float(totals[0] / totals[1])
+
+    def _probe_child(self, score: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        def inside() -> dict[str, Any]:
+            # The training's OpenMP pool does not survive a fork (a parallel op would hang):
+            # the probe runs on one thread, off the clock.
+            torch.set_num_threads(1)
+            self.sentinel.deny_writes = True  # nothing computed here may reach the run
+            before = len(self.sentinel.violations)
+            try:
+                out = score()
+            except Exception as exc:
+                out = {"error": f"{type(exc).__name__}: {exc}"}
+            out["violations"] = self.sentinel.violations[before:]
+            return out
+
+        return inside
 
     def checkpoint(self) -> None:
         assert self.model is not None
@@ -366,15 +401,28 @@ class _Run:
                 "steps": self.fetches,
             }
             if self.rank == 0 and not self.smoke:
-                state = {
-                    k: t.detach().to("cpu", copy=True) for k, t in _state_dict(self.model).items()
-                }
+                state = integrity.plain_state(self.model)
                 record["digest"] = integrity.state_digest(state)
                 path = self.ckpt_dir / f"ckpt_{record['index']:03d}.pt"
                 with self.sentinel.suspended():
                     _save(state, path)
                 record["file"] = path.name
+            t0 = _now()
             record["probe_loss"] = self.probe_loss()
+            if self.cuda:  # the program's forward ran in this process: training time
+                spent = _now() - t0
+                self.clock.charge(spent)
+                self.probe_s += spent
+                self.excluded_s -= spent
+            elif (
+                "digest" in record
+                and integrity.state_digest(integrity.plain_state(self.model)) != record["digest"]
+            ):
+                # Only memory the program shared before the fork reaches back from the child.
+                self.sentinel.violations.append(
+                    "the model's weights changed while its probe loss was scored in another "
+                    "process (shared memory)"
+                )
             self.checkpoints.append(record)
 
     def _integrity(self) -> None:
@@ -393,7 +441,9 @@ class _Run:
             raise ProgramError("h.warmup() must come before the first batch of h.batches()")
         assert self.model is not None
         model = self.model
-        saved_model = {k: t.detach().clone() for k, t in _state_dict(model).items()}
+        # Read and restored through the tensors themselves: a state_dict hook could hand the
+        # restore copies, and the warm-up's training would stay.
+        saved_model = integrity.plain_state(model, self.device)
         saved_rng = torch.get_rng_state()
         saved_cuda_rng = torch.cuda.get_rng_state_all() if self.cuda else None
         saved_optim: dict[int, tuple[torch.optim.Optimizer, dict[str, Any]]] = {}
@@ -412,12 +462,16 @@ class _Run:
         finally:
             self.in_warmup = False
             handle.remove()
-            with torch.no_grad():
-                for key, tensor in _state_dict(model, keep_vars=True).items():
-                    tensor.copy_(saved_model[key])
+            current = integrity.module_tensors(model)
+            if current.keys() != saved_model.keys():
+                raise ProgramError("h.warmup() changed the model's parameters or buffers")
+            with torch.no_grad(), losses.harness_ops():
+                for key, tensor in current.items():
+                    torch.Tensor.copy_(tensor, saved_model[key])
+                for param in integrity.module_tensors(model, buffers=False).values():
+                    _set_grad(param, None)
             for opt, state in saved_optim.values():
                 opt.load_state_dict(state)
-            model.zero_grad(set_to_none=True)
             torch.set_rng_state(saved_rng)
             if saved_cuda_rng is not None:
                 torch.cuda.set_rng_state_all(saved_cuda_rng)
@@ -527,7 +581,10 @@ class _Run:
     def result(self) -> dict[str, Any]:
         assert self.model is not None
         train_time = self.clock.elapsed()
-        params = {id(p): p.numel() for p in self.model.parameters()}
+        params = {
+            id(p): torch.Tensor.numel(p)
+            for p in integrity.module_tensors(self.model, buffers=False).values()
+        }
         curve = [[t, float(tok), float(loss)] for t, tok, loss in self.train_losses]
         tel: dict[str, Any] = {
             "device": self._device_name(),
@@ -560,6 +617,7 @@ class _Run:
             "stop_reason": self.stop_reason or "train() returned",
             "warmup_s": round(self.warmup_s, 4),
             "excluded_s": round(self.excluded_s, 4),
+            "probe_s": round(self.probe_s, 4),
             "params": int(sum(params.values())),
             "checkpoints": self.checkpoints,
             "telemetry": tel,

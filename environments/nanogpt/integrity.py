@@ -1,11 +1,16 @@
 """Runtime protections around a candidate program, in the process that runs it.
 
-Three mechanisms, each cheap enough to stay on for every evaluation:
+Four mechanisms, each cheap enough to stay on for every evaluation:
 
 - ``Sentinel``: a ``sys.addaudithook`` hook (it cannot be removed once added) that, while
   armed, refuses and records what a training script has no business doing: opening the
   harness's data files or writing its checkpoints, importing or reading the harness's own
-  modules, inspecting frames or the garbage collector, tracing, ctypes, spawning processes.
+  modules, inspecting frames or the garbage collector, tracing, ctypes, spawning processes,
+  loading native code from outside the installed packages. Every frame that is not the
+  harness's, the standard library's or an installed package's counts as the program's
+  (code compiled from strings, files the program wrote).
+- ``module_tensors``/``plain_state``: a model's weights read straight from the tensors, so
+  that saving a checkpoint runs none of the program's code (hooks, overridden methods).
 - ``PatchWatch``: remembers which functions the harness relies on (the clock, torch, numpy,
   math, builtins, the harness's own modules) and reports any the program rebinds.
 - ``state_digest``: a canonical hash of a model's tensors, so that a checkpoint can be proven
@@ -20,14 +25,21 @@ from __future__ import annotations
 
 import _thread
 import builtins
+import getpass
 import hashlib
+import importlib.util
+import json
 import math
 import os
+import re
+import site
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -36,10 +48,65 @@ from typing import Any
 import numpy as np
 import torch
 
+import progressbench
+
+from .losses import ProgramError, harness_ops
+
 PACKAGE = __name__.rpartition(".")[0]
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _SITE_DIRS = tuple({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
 _STDLIB_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
+# The platform's core (load_program runs the program from there).
+_CORE_DIR = str(Path(progressbench.__file__ or "").resolve().parent)
+
+
+def _dirs(paths: list[str]) -> tuple[str, ...]:
+    """Each path as given and as its real path, ending in a separator (a prefix test must not
+    match /usr2 for /usr); a frame's file name is compared as it stands, a library's real."""
+    found = {os.path.join(q, "") for p in paths if p for q in (p, os.path.realpath(p))}
+    return tuple(sorted(found))
+
+
+def _installed_dirs() -> list[str]:
+    paths = [*_SITE_DIRS, *_STDLIB_DIRS, sysconfig.get_paths()["data"]]
+    # Not the user's site directory: it follows HOME, which the sandbox points at the scratch.
+    paths += site.getsitepackages()
+    return paths
+
+
+# Code the sentinel trusts: a frame from any other file (or from a string: "<string>",
+# "<timeit-src>") is the program's, whoever wrote or compiled it.
+TRUSTED_CODE = _dirs([*_installed_dirs(), PACKAGE_DIR, _CORE_DIR])
+# Where native libraries may come from: the installed packages, the interpreter and the
+# system's libraries (read-only to a candidate); a bare name ("libcuda.so.1") is the dynamic
+# loader's to resolve in the system's directories.
+NATIVE_DIRS = _dirs([*_installed_dirs(), sys.prefix, sys.base_prefix, "/usr", "/lib", "/lib64"])
+# The compilers' caches: torch.compile and Triton load the libraries they built there. Only
+# their own code may write into them.
+_COMPILER_CODE = _dirs(
+    [str(Path(torch.__file__).parent / "_inductor")]
+    + [os.path.join(d, "triton") for d in _SITE_DIRS]
+)
+# The temporary directories a run could leave something in for its verification to find.
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def compiler_caches() -> tuple[str, ...]:
+    """torch.compile's and Triton's cache directories, as they resolve in this process (the
+    sandbox points HOME and TMPDIR at the scratch directory)."""
+    try:  # as torch._inductor.runtime.cache_dir_utils names it (a sandbox uid has no name)
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid_{os.getuid()}"
+    user = re.sub(r'[\\/:*?"<>|]', "_", user)
+    inductor = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{user}"
+    )
+    triton_home = os.environ.get("TRITON_HOME") or os.path.expanduser("~")
+    triton = [os.path.join(triton_home, ".triton"), os.environ.get("TRITON_CACHE_DIR", "")]
+    return _dirs([inductor, *triton])
+
+
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # Events whose target is a path (first argument), and those that also name a destination.
 _PATH_EVENTS = {
@@ -72,19 +139,27 @@ _TORCH_LIBRARY = (
 _TRANSPARENT = ("inspect.py", "traceback.py")
 # From ``Sentinel._check``: _check <- hook <- _dispatch <- the frame that raised the event.
 _CALLER = 3
+_NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
 class Sentinel:
     """Audit-hook checks, armed only while program code may run (load, train, forward)."""
 
     def __init__(self, program: Path, protected: list[Path], checkpoints: Path | None):
-        self.program = {str(program), str(Path(program).resolve())}
-        self.program_paths = (os.path.realpath(program),)
+        # The program and its bytecode cache (a baseline read in place lies in this package).
+        real = os.path.realpath(program)
+        self.program_paths = (real, os.path.realpath(importlib.util.cache_from_source(real)))
         self.protected = tuple(os.path.realpath(p) for p in protected)
         self.checkpoints = os.path.realpath(checkpoints) if checkpoints else None
+        self.caches = compiler_caches()
         self.violations: list[str] = []
-        # Verification refuses reads of the checkpoint dir too (only the harness loads them).
+        # Verification refuses reads of the checkpoint dir too (only the harness loads them),
+        # and of the temporary directories outside ``temp_allowed`` (what the run left there).
         self.deny_reads = False
+        # In a child scoring the probe set: no file may be written (what it computed must die
+        # with it).
+        self.deny_writes = False
+        self.temp_allowed: tuple[str, ...] | None = None
         self.armed = False
         self._suspended = 0
         self._busy = False
@@ -117,8 +192,13 @@ class Sentinel:
             self._suspended -= 1
 
     # --- the hook ---------------------------------------------------------------------------
-    def _is_program(self, frame: FrameType | None) -> bool:
-        return frame is not None and frame.f_code.co_filename in self.program
+    @staticmethod
+    def _is_program(frame: FrameType | None) -> bool:
+        """Any code but the harness's, the standard library's and the installed packages'."""
+        if frame is None:
+            return False
+        name = frame.f_code.co_filename
+        return not (name.startswith(TRUSTED_CODE) or name.startswith("<frozen "))
 
     def _past_stdlib(self, frame: FrameType | None) -> FrameType | None:
         """The innermost frame outside the standard library (and this module's wrappers)."""
@@ -133,10 +213,9 @@ class Sentinel:
     def _first_actor(self, frame: FrameType | None) -> str:
         """'program', 'harness' or 'library': the innermost frame that is not library code."""
         while frame is not None:
-            name = frame.f_code.co_filename
-            if name in self.program:
+            if self._is_program(frame):
                 return "program"
-            if name.startswith(PACKAGE_DIR):
+            if frame.f_code.co_filename.startswith(PACKAGE_DIR):
                 return "harness"
             frame = frame.f_back
         return "library"
@@ -148,7 +227,7 @@ class Sentinel:
             real = os.path.realpath(os.fsdecode(path))
         except (TypeError, ValueError):
             return False
-        return any(real == r or real.startswith(r + os.sep) for r in roots)
+        return any(real == r.rstrip(os.sep) or real.startswith(os.path.join(r, "")) for r in roots)
 
     def _refuse(self, what: str, exc: type[Exception] = PermissionError) -> None:
         self.violations.append(what)
@@ -164,28 +243,17 @@ class Sentinel:
             self._busy = False
 
     def _check(self, event: str, args: tuple) -> None:
-        ckpt = (self.checkpoints,) if self.checkpoints else ()
         if event == "open":
-            path, mode, flags = args
-            if self._under(path, self.protected):
-                self._refuse(f"opened the harness's data file {os.fsdecode(path)}")
-            writing = bool((flags or 0) & _WRITE_FLAGS) or any(c in (mode or "") for c in "wax+")
-            if (writing or self.deny_reads) and self._under(path, ckpt):
-                self._refuse(f"opened the harness's checkpoint area ({os.fsdecode(path)})")
-            if (
-                self._under(path, (PACKAGE_DIR,))
-                and not self._under(path, self.program_paths)  # a baseline read in place
-                and self._first_actor(sys._getframe(_CALLER)) == "program"
-            ):
-                self._refuse(f"read the harness's source ({os.fsdecode(path)})")
+            self._check_open(*args)
         elif event in _PATH_EVENTS or event in _TWO_PATH_EVENTS:
-            paths = args[:2] if event in _TWO_PATH_EVENTS else args[:1]
-            if any(self._under(p, self.protected + ckpt) for p in paths):
-                self._refuse(f"{event} on the harness's files ({', '.join(map(str, paths))})")
+            self._check_paths(event, args)
         elif event == "import":
             name = args[0] or ""
             if name == PACKAGE or name.startswith(PACKAGE + "."):
                 self._refuse(f"imported the harness module {name}", ImportError)
+            # An extension module's import names its file (raised by _imp.create_dynamic).
+            if len(args) > 1 and isinstance(args[1], str) and args[1].endswith(_NATIVE_SUFFIXES):
+                self._check_native(args[1], ImportError)
         elif event in _REFLECTION or (event == "object.__getattr__" and args[1] in _FRAME_ATTRS):
             caller = sys._getframe(_CALLER)
             # Not for tb_frame: traceback formats exceptions through it, harmlessly. A suspended
@@ -206,6 +274,10 @@ class Sentinel:
                     "harness computes the loss with them"
                 )
         elif event.startswith("ctypes."):
+            # Whoever calls (torch.ops.load_library and its aliases call it from torch's code):
+            # native code can reach anything in the process, the clock included.
+            if event == "ctypes.dlopen" and args[0] and os.sep in os.fsdecode(args[0]):
+                self._check_native(os.fsdecode(args[0]), PermissionError)
             if self._is_program(sys._getframe(_CALLER)):
                 self._refuse(f"called {event} directly")
         elif event in _CONCURRENCY:
@@ -213,6 +285,61 @@ class Sentinel:
                 self._refuse(
                     f"started a thread or process ({event}): training must happen in train()"
                 )
+
+    def _check_open(self, path: Any, mode: Any, flags: Any) -> None:
+        ckpt = (self.checkpoints,) if self.checkpoints else ()
+        if self._under(path, self.protected):
+            self._refuse(f"opened the harness's data file {os.fsdecode(path)}")
+        writing = bool((flags or 0) & _WRITE_FLAGS) or any(c in (mode or "") for c in "wax+")
+        if writing and self.deny_writes:
+            self._refuse(f"wrote {os.fsdecode(path)} while the harness scored the probe set")
+        if (writing or self.deny_reads) and self._under(path, ckpt):
+            self._refuse(f"opened the harness's checkpoint area ({os.fsdecode(path)})")
+        if writing and self._under(path, self.caches) and not self._compiler_writes():
+            self._refuse(f"wrote into a compiler's cache ({os.fsdecode(path)})")
+        if (
+            self.temp_allowed is not None
+            and self._under(path, TEMP_ROOTS)
+            and not self._under(path, self.temp_allowed)
+        ):
+            self._refuse(
+                f"opened {os.fsdecode(path)} in a temporary directory during verification "
+                "(what the run left there)"
+            )
+        if (
+            self._under(path, (PACKAGE_DIR,))
+            and not self._under(path, self.program_paths)  # a baseline read in place
+            and self._first_actor(sys._getframe(_CALLER + 1)) == "program"
+        ):
+            self._refuse(f"read the harness's source ({os.fsdecode(path)})")
+
+    def _check_paths(self, event: str, args: tuple) -> None:
+        ckpt = (self.checkpoints,) if self.checkpoints else ()
+        paths = args[:2] if event in _TWO_PATH_EVENTS else args[:1]
+        if self.deny_writes and event not in ("os.listdir", "os.scandir"):
+            self._refuse(f"{event} while the harness scored the probe set")
+        if any(self._under(p, self.protected + ckpt) for p in paths):
+            self._refuse(f"{event} on the harness's files ({', '.join(map(str, paths))})")
+        if event in _TWO_PATH_EVENTS and self._under(args[1], self.caches):
+            if not self._compiler_writes():
+                self._refuse(f"{event} into a compiler's cache ({args[1]})")
+        if self.temp_allowed is not None and any(
+            self._under(p, TEMP_ROOTS) and not self._under(p, self.temp_allowed) for p in paths
+        ):
+            self._refuse(f"{event} in a temporary directory during verification ({paths[0]})")
+
+    def _compiler_writes(self) -> bool:
+        """Whether the code writing is torch.compile's or Triton's own (past the stdlib)."""
+        frame = self._past_stdlib(sys._getframe(_CALLER + 2))
+        return frame is not None and frame.f_code.co_filename.startswith(_COMPILER_CODE)
+
+    def _check_native(self, path: str, exc: type[Exception]) -> None:
+        real = os.path.realpath(path)
+        if not real.startswith(NATIVE_DIRS + self.caches):
+            self._refuse(
+                f"loaded the native library {path}, which is not part of an installed package",
+                exc,
+            )
 
 
 _SENTINELS: list[Sentinel] = []
@@ -351,6 +478,105 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+_getattribute = object.__getattribute__
+_MAX_DEPTH = 64
+
+
+def module_tensors(model: Any, buffers: bool = True) -> dict[str, torch.Tensor]:
+    """The tensors ``state_dict()`` would hold (parameters, persistent buffers, by dotted name),
+    read from the modules' own dicts without calling a method a program can override or a hook
+    it registered: a checkpoint is taken while the clock is paused, and no program code may
+    run then. (A module's ``get_extra_state`` is program code: extra state is not saved.)"""
+    found: dict[str, torch.Tensor] = {}
+    stack: list[tuple[str, Any, int]] = [("", model, 0)]
+    while stack:
+        prefix, module, depth = stack.pop()
+        if not issubclass(type(module), torch.nn.Module) or depth > _MAX_DEPTH:
+            raise ProgramError(f"the model's {prefix or 'root'} is not a plain module tree")
+        own = [_plain_dict(module, "_parameters")]
+        if buffers:
+            skip = _getattribute(module, "_non_persistent_buffers_set")
+            if type(skip) is not set:
+                raise ProgramError("a module's _non_persistent_buffers_set is not a set")
+            own.append(
+                {k: b for k, b in dict.items(_plain_dict(module, "_buffers")) if k not in skip}
+            )
+        for tensors in own:
+            for name, tensor in dict.items(tensors):
+                if tensor is None:
+                    continue
+                if not issubclass(type(tensor), torch.Tensor):
+                    raise ProgramError(f"{prefix}{name} is a {type(tensor).__name__}, not a tensor")
+                found[prefix + str(name)] = tensor
+        children = list(dict.items(_plain_dict(module, "_modules")))
+        for name, child in reversed(children):
+            if child is not None:
+                stack.append((f"{prefix}{name}.", child, depth + 1))
+    return found
+
+
+def _plain_dict(module: Any, name: str) -> dict[str, Any]:
+    value = _getattribute(module, name)
+    if type(value) is not dict:  # a subclass's items() would be program code
+        raise ProgramError(f"a module's {name} is a {type(value).__name__}, not a dict")
+    return value
+
+
+_python_key = torch._C.DispatchKey.Python
+
+
+def plain_copy(tensor: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+    """A plain ``torch.Tensor`` copy, made by torch's own methods (no subclass's)."""
+    if torch._C._dispatch_keys(tensor).has(_python_key):
+        raise ProgramError(
+            f"the model holds a tensor subclass with its own dispatch ({type(tensor).__name__}); "
+            "its weights must be plain tensors or parameters"
+        )
+    with harness_ops():
+        copy = torch.Tensor.to(torch.Tensor.detach(tensor), device, copy=True)
+    assert type(copy) is torch.Tensor
+    return copy
+
+
+def plain_state(model: Any, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """``module_tensors``, copied into plain tensors on ``device``."""
+    return {k: plain_copy(t, device) for k, t in module_tensors(model).items()}
+
+
+# --- another process ------------------------------------------------------------------------
+def forked(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``fn()`` in a forked child, its dict sent back as JSON (or ``{"error": ...}``): work that
+    runs program code and must leave nothing behind in this process."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child never leaves this block
+        try:
+            os.close(read_end)
+            try:
+                payload = json.dumps(fn())
+            except BaseException as exc:
+                lines = traceback.format_exception_only(type(exc), exc)
+                payload = json.dumps({"error": "".join(lines).strip()[-2000:]})
+            for sentinel in _SENTINELS:
+                sentinel.armed = False
+            with os.fdopen(write_end, "w") as out:
+                out.write(payload)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as inp:
+        text = inp.read()
+    _, status = os.waitpid(pid, 0)
+    if not text:
+        return {"error": f"the child process died (wait status {status})"}
+    found: dict[str, Any] = json.loads(text)
+    return found
 
 
 # --- background work -------------------------------------------------------------------------

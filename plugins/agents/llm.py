@@ -10,6 +10,10 @@ timeouts, connection and server errors are retried up to ``retries`` times, afte
 ``Retry-After`` when it sends one (capped at ``timeout_s``), else after a jittered exponential
 backoff. Errors no retry can fix (a missing or refused API key, an unknown model, a request the
 provider rejects) raise ``AgentUnavailable``: the run stops with one line naming the model.
+
+Parameters a model does not take are dropped (litellm's ``drop_params``, e.g. gpt-5's
+``temperature``); ``api_key_env`` names the variable holding the key, read when the agent is
+built (at start and on every resume), since a stored config keeps no key.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
+from pydantic import SecretStr
+
 from progressbench import Agent, AgentReply, AgentRequest, AgentUnavailable, LLMCall, hookimpl
+from progressbench.contracts.agent import REDACTED
 
 RETRYABLE = (
     "RateLimitError",
@@ -38,6 +45,8 @@ FATAL_STATUS = {
     403: "the provider denied access",
     404: "unknown model (or api_base)",
 }
+# litellm's own price settings (per-agent prices for models its price map lacks).
+PRICES = frozenset({"input_cost_per_token", "output_cost_per_token"})
 # Settings of litellm's that would retry behind the platform's back, or break reading replies.
 REFUSED_EXTRA = {
     "num_retries": "use agent_options.retries: the platform retries and stores every attempt",
@@ -74,11 +83,36 @@ class LLMAgent(Agent):
             self.backoff_s = float(extra.pop("backoff_s", 2.0))
         except (TypeError, ValueError):
             raise ValueError("agent_options.extra.backoff_s must be a number of seconds") from None
+        key_env = extra.pop("api_key_env", None)
+        if key_env:
+            if not os.environ.get(key_env):
+                raise ValueError(f"its api_key_env {key_env} is not set in the environment")
+            extra["api_key"] = os.environ[key_env]
+        secret = extra.get("api_key")
+        if isinstance(secret, SecretStr):
+            extra["api_key"] = secret.get_secret_value()
+        if extra.get("api_key") == REDACTED:
+            raise ValueError(
+                "its api_key is not stored with the run: give it again with --config FILE "
+                "(or use api_key_env)"
+            )
+        # Parameters a model does not take (gpt-5's temperature) are left out, not refused.
+        extra.setdefault("drop_params", True)
         self.extra = extra
 
     @property
     def label(self) -> str:
         return self.model
+
+    @property
+    def priced(self) -> bool:
+        if PRICES <= self.extra.keys():
+            return True
+        try:
+            info = _litellm().get_model_info(self.model)
+        except Exception:  # litellm raises when the model is not in its price map
+            return False
+        return info.get("input_cost_per_token") is not None
 
     def reply(self, request: AgentRequest) -> AgentReply:
         litellm = _litellm()
@@ -126,7 +160,12 @@ class LLMAgent(Agent):
             usage = getattr(response, "usage", None)
             call.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
             call.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-            call.cost_usd = _cost(litellm, response)
+            if PRICES <= self.extra.keys():  # the user's prices, over any litellm may guess
+                call.cost_usd = call.prompt_tokens * float(
+                    self.extra["input_cost_per_token"]
+                ) + call.completion_tokens * float(self.extra["output_cost_per_token"])
+            else:
+                call.cost_usd = _cost(litellm, response)
             if not call.response.strip():
                 call.error = f"empty reply: {_why_empty(response)}"
                 return AgentReply(calls=calls, error="the model returned an empty reply")

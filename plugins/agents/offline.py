@@ -52,7 +52,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from progressbench import Agent, AgentReply, AgentRequest, EditError, LLMCall, edits, hookimpl
+from progressbench import (
+    Agent,
+    AgentReply,
+    AgentRequest,
+    EditError,
+    LLMCall,
+    compile_program,
+    edits,
+    hookimpl,
+    parse_program,
+)
 
 _KNOB_COMMENT_RE = re.compile(r"#\s*knob:\s*(?P<spec>.*?)\s*$")
 _RANGE_RE = re.compile(r"^\[\s*(?P<lo>[^,\]]+?)\s*,\s*(?P<hi>[^,\]]+?)\s*\]\s*(?P<flags>[\w\s]*)$")
@@ -218,7 +228,7 @@ def knobs(code: str) -> list[Knob]:
     """
     try:
         evolvable = _evolvable_lines(code)
-        tree = ast.parse(code)
+        tree = parse_program(code)
         comments = {
             tok.start[0]: tok.string
             for tok in tokenize.generate_tokens(io.StringIO(code).readline)
@@ -361,7 +371,7 @@ def _sites(code: str) -> list[_Site]:
             f"offline agent: the parent program has no usable EVOLVE blocks ({exc})"
         ) from exc
     try:
-        compile(code, "<parent>", "exec")
+        compile_program(code, "<parent>")
     except (SyntaxError, ValueError) as exc:
         raise _NothingToDo(
             f"offline agent: the parent program is not valid Python (line {exc.lineno}: "
@@ -560,7 +570,7 @@ def _valid_reply(code: str, text: str) -> bool:
     """Whether ``text`` applies cleanly to ``code`` and the result compiles."""
     try:
         applied = edits.apply_reply(code, text)
-        compile(applied.code, "<child>", "exec")
+        compile_program(applied.code, "<child>")
     except (EditError, SyntaxError, ValueError):
         return False
     return True

@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "uid_base": DEFAULT_UID_BASE,
     "network": False,
     "private_fs": True,
+    "noexec": None,
     "memory_watch": None,
     "max_result_bytes": 16 * 1024 * 1024,
     "pass_env": [],
@@ -41,8 +42,12 @@ class LocalEvaluator(Evaluator):
       loopback, when running as root.
     - ``private_fs`` (default True): as root, each worker gets its own mount namespace in
       which the platform user's home directory is hidden (only the interpreter and imported
-      packages stay visible, read-only) and /tmp, /var/tmp and /dev/shm are private and
-      size-capped.
+      packages stay visible, read-only), /tmp, /var/tmp and /dev/shm are private, size-capped
+      and noexec, every other mount is read-only, and each job's scratch directory is a tmpfs
+      of its own whose size the kernel caps at the job's disk limit.
+    - ``noexec`` (default: on unless the environment uses GPUs): mount each scratch
+      directory noexec. GPU jobs need it off: Triton and Inductor load the kernels they
+      compile from caches under the candidate's HOME and TMPDIR, both the scratch directory.
     - ``memory_watch``: ``"rlimit"`` (address-space limit; default without GPUs) or ``"rss"``
       (resident size polled and killed past the limit; the default with GPUs, since CUDA
       reserves far more address space than it uses).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from progressbench import Environment, Guard, Verdict, edits, hookimpl
+from progressbench import Environment, Guard, Verdict, compile_program, edits, hookimpl
 
 
 class SyntaxGuard(Guard):
@@ -15,7 +15,7 @@ class SyntaxGuard(Guard):
 
     def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
         try:
-            compile(code, "program.py", "exec")
+            compile_program(code, "program.py")
         except SyntaxError as exc:
             return self.reject(f"syntax error: {exc.msg}", rule="syntax", line=exc.lineno)
         return self.ok()
@@ -27,6 +27,10 @@ class EditScopeGuard(Guard):
     description: ClassVar[str] = "text outside EVOLVE blocks is identical to the reference"
 
     def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
+        if not edits.has_marker(code):
+            # Not an edit of the reference but a program of its own (`progressbench eval`):
+            # no scope to keep. A run's children always keep the markers (run/edits.py).
+            return self.ok()
         change = edits.protected_changes(reference, code)
         if change:
             # The sentence names the reference's line; so does the verdict.

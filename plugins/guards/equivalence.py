@@ -37,6 +37,7 @@ from progressbench import (
     SandboxContext,
     Verdict,
     hookimpl,
+    parse_program,
 )
 from progressbench_plugins.guards.rules import EquivalenceSpec, rules_for
 
@@ -135,7 +136,7 @@ def compare(candidate: Any, reference: Any, spec: EquivalenceSpec) -> tuple[bool
 def _module_definitions(code: str) -> dict[str, str]:
     """Top-level names a program binds, each with a dump of the statements that bind it."""
     found: dict[str, list[str]] = {}
-    for node in ast.parse(code).body:
+    for node in parse_program(code).body:
         names: list[str] = []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names = [node.name]

@@ -22,7 +22,7 @@ import os
 import re
 from typing import Any, ClassVar
 
-from progressbench import Environment, Guard, Sandbox, Verdict, edits, hookimpl
+from progressbench import Environment, Guard, Sandbox, Verdict, edits, hookimpl, parse_program
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 MODEL_ENV = "PROGRESSBENCH_JUDGE_MODEL"
@@ -60,7 +60,7 @@ def suspicious_lines(code: str, reference: str) -> list[tuple[int, str]]:
         if tag in ("replace", "insert"):
             changed.update(range(j1 + 1, j2 + 1))
     try:
-        tree = ast.parse(code)
+        tree = parse_program(code)
     except SyntaxError:
         return []
     found: dict[int, str] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from progressbench import Environment, PluginError
+from progressbench.run.packages import import_names
 
 
 class EquivalenceSpec(BaseModel):
@@ -56,12 +57,15 @@ class GuardRules(BaseModel):
     allowed_attributes: list[str] = Field(default_factory=list)
     equivalence: dict[str, EquivalenceSpec] = Field(default_factory=dict)
     agreement: dict[str, AgreementSpec] = Field(default_factory=dict)
+    # The top-level modules of ``Environment.packages`` (``rules_for`` fills it in): with the
+    # standard library, the only modules a program may import; None: no declaration.
+    packages: list[str] | None = None
 
 
 def rules_for(env: Environment, variant: str) -> GuardRules:
     """The environment's guard rules for ``variant`` (empty rules when it declares none)."""
     try:
-        return GuardRules.model_validate(env.guard_rules(variant) or {})
+        rules = GuardRules.model_validate(env.guard_rules(variant) or {})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "guard_rules"
@@ -69,3 +73,6 @@ def rules_for(env: Environment, variant: str) -> GuardRules:
             f"environment {env.name!r} returned invalid guard_rules({variant!r}): "
             f"{where}: {err['msg']}"
         ) from None
+    if env.packages:
+        rules.packages = sorted({m for p in env.packages for m in import_names(p)})
+    return rules

@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
-from progressbench import EditError, Environment, Guard, Verdict, edits, hookimpl
+from progressbench import (
+    EditError,
+    Environment,
+    Guard,
+    Verdict,
+    edits,
+    hookimpl,
+    parse_program,
+)
 from progressbench_plugins.guards.rules import GuardRules, rules_for
 
 # Modules a candidate may not import, by what they would give it. A module forbids its
@@ -181,7 +190,8 @@ RULES: dict[str, str] = {
     "forbidden-module": "candidate programs may not use the network, other processes, native "
     "code, signals, dynamic imports, pickled code, files outside their scratch directory, "
     "reflection or the platform's own modules",
-    "module-not-allowed": "this environment allows only the modules it lists",
+    "module-not-allowed": "this environment allows only the modules it lists (or the standard "
+    "library and the packages it declares)",
     "star-import": "import names explicitly, so every use can be checked",
     "forbidden-attribute": "that function gives access the program must not have",
     "module-escape": "a module may only be used through its attributes (e.g. `np.zeros`), not "
@@ -220,6 +230,7 @@ class Policy:
         self.allowlist = rules.allowed_modules is not None
         self.allowed_modules = tuple(rules.allowed_modules or ())
         self.lifted = tuple(rules.allowed_forbidden_modules)
+        self.packages = rules.packages
         self.forbidden = dict(FORBIDDEN_MODULES)
         self.forbidden.update({m: "this environment forbids it" for m in rules.forbidden_modules})
         self.forbidden_attributes = dict(FORBIDDEN_ATTRIBUTES)
@@ -259,6 +270,12 @@ class Policy:
         if self.allowlist and not allowed:
             listed = ", ".join(sorted(self.allowed_modules)) or "none"
             return "module-not-allowed", f"module {module} is not among the allowed ({listed})"
+        if self.packages is not None and not allowed and not _stdlib_or(top, self.packages):
+            listed = ", ".join(self.packages)
+            return "module-not-allowed", (
+                f"module {module} is neither in the standard library nor among the packages "
+                f"this environment declares ({listed})"
+            )
         return None
 
     def attribute_problem(self, dotted: str) -> tuple[str, str] | None:
@@ -284,13 +301,17 @@ class Policy:
         return None
 
 
+def _stdlib_or(top: str, packages: list[str]) -> bool:
+    return top in sys.stdlib_module_names or top == "__future__" or top in packages
+
+
 def _module_attribute(name: str) -> str:
     return f"reaches the module {name} as an attribute of another object (.{name})"
 
 
 def analyse(code: str, policy: Policy) -> list[Finding]:
     """Every finding in ``code`` (which must parse), in line order."""
-    tree = ast.parse(code)
+    tree = parse_program(code)
     analyser = _Analyser(code, policy)
     analyser.prepare(tree)
     analyser.visit(tree)

@@ -10,6 +10,8 @@ import html
 import json
 from typing import Any
 
+from progressbench import plugins
+from progressbench.analysis.report import RESUMABLE, resume_command, shown_status
 from progressbench.contracts.environment import Objective, format_score
 from progressbench.store import Run, Store
 
@@ -51,6 +53,7 @@ def rows(
     checks: dict[str, Any] = {}
     for v in store.verifications():
         checks[v.run_id] = v
+    abandoned = store.abandoned_runs()
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in store.runs(env):
         check = checks.get(run.id)
@@ -65,8 +68,14 @@ def rows(
         objective = _objective(runs[-1])
         ranked = sorted(runs, key=lambda r: (r.best_score is None, -(r.best_score or 0.0)))
         table = []
+        trust = plugins.trust_of(env_name)  # e.g. a task's "evaluator-in-sandbox"
         for i, run in enumerate(ranked, 1):
-            table.append(_row(i, run, objective, checks.get(run.id)))
+            row = _row(i, run, objective, checks.get(run.id))
+            row["status"] = shown_status(run, abandoned)
+            resumable = row["status"] in RESUMABLE
+            row["resume"] = resume_command(store, run.id) if resumable else None
+            row["trust"] = trust
+            table.append(row)
         out[(env_name, variant)] = table
     return out
 
@@ -137,19 +146,19 @@ def render(groups: dict[tuple[str, str], list[dict[str, Any]]], fmt: str) -> str
     for (env, variant), table in groups.items():
         metric = table[0]["metric"] or "score"
         head = f"{env} ({variant}) - {metric}"
+        if table[0].get("trust"):
+            head += f"; trust: {table[0]['trust']}"
         record = next((r["record"] for r in table if r["record"]), None)
         if record:
             head += f"; gap to record = distance to {record}'s result"
         data = [[_cell(k, r[k]) for k, _ in COLUMNS] for r in table]
         tablefmt = "github" if fmt == "markdown" else "simple"
         title = f"### {head}" if fmt == "markdown" else head
-        parts.append(
-            title
-            + "\n\n"
-            + tabulate(
-                data, headers=[h for _, h in COLUMNS], tablefmt=tablefmt, disable_numparse=True
-            )
+        text = tabulate(
+            data, headers=[h for _, h in COLUMNS], tablefmt=tablefmt, disable_numparse=True
         )
+        resumes = [f"{r['run']} is {r['status']}: {r['resume']}" for r in table if r["resume"]]
+        parts.append("\n".join([title, "", text, *(["", *resumes] if resumes else [])]))
     return "\n\n".join(parts)
 
 

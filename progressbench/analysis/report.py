@@ -12,14 +12,14 @@ from tabulate import tabulate
 
 from progressbench import plugins
 from progressbench.contracts.environment import format_score
-from progressbench.errors import PluginError, UserError
+from progressbench.errors import UserError
 from progressbench.store import DEFAULT_DB, Run, Store
 
 
 def _env(run: Run) -> Any | None:
     try:
         return plugins.get_environment(run.env)
-    except PluginError:
+    except UserError:  # e.g. a task folder since removed
         return None
 
 
@@ -55,19 +55,33 @@ def outcome_counts(run: Run) -> str:
     return f"{run.n_valid} valid, {invalid} invalid, {run.n_failed} failed"
 
 
+def shown_status(run: Run, abandoned: set[str]) -> str:
+    """A run's status as reports show it: a run marked running whose process is gone
+    (``Store.abandoned_runs``) is interrupted."""
+    return "interrupted" if run.id in abandoned else run.status
+
+
+RESUMABLE = ("interrupted", "failed", "stopped")
+
+
 def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -> str:
     run = store.get_run(run_id)
     env = _env(run)
     metric = env.objective(run.variant).metric if env else "metric"
+    status = shown_status(run, store.abandoned_runs())
+    message = run.message or ("its process is gone" if status != run.status else "")
     out = [
-        f"run {run.id}  [{run.status}{': ' + run.message if run.message else ''}]",
-        f"  env {run.env} / {run.variant}   strategy {run.strategy}   agent {run.agent}   seed {run.seed}",
+        f"run {run.id}  [{status}{': ' + message if message else ''}]",
+        f"  env {run.env} / {run.variant}   strategy {run.strategy}   agent {run.agent}   seed {run.seed}"
+        + (f"   trust: {trust}" if (trust := plugins.trust_of(run.env)) else ""),
         f"  children {run.n_children}/{run.budget}: {outcome_counts(run)}, "
         f"{run.n_retries} fast-catcher retries   cost ${run.cost_usd:.4f}   wall {run.wall_time_s:.1f}s",
         f"  reference {metric} {format_score(run.reference_metric)}   "
         f"best {format_score(run.best_metric)} (program {run.best_program_id})",
     ]
-    if env:
+    if status in RESUMABLE:
+        out.append(f"  resume with: {resume_command(store, run.id)}")
+    if env and run.strategy != "eval":  # `eval --save` stores a program no strategy chose
         summary = _strategy_summary(run, env)
         if summary:
             out += ["", "strategy:"] + ["  " + line for line in summary.splitlines()]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 Purpose = Literal["edit", "idea", "implement", "fix"]
+# What a secret (an ``api_key``) becomes when a config is stored (pydantic's SecretStr text).
+REDACTED = "**********"
+SECRET_KEYS = frozenset({"api_key"})
 
 
 class LLMCall(BaseModel):
@@ -60,8 +63,16 @@ class AgentOptions(BaseModel):
     max_tokens: int = 4096
     timeout_s: float = 120.0
     retries: int = 4
-    # Free-form per-agent settings from the config (e.g. api_base).
+    # Free-form per-agent settings from the config (e.g. api_base). A secret among them
+    # (``api_key``) is a SecretStr, so a stored config holds ``REDACTED`` in its place.
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("extra")
+    @classmethod
+    def _hide_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: SecretStr(x) if k in SECRET_KEYS and isinstance(x, str) else x for k, x in v.items()
+        }
 
 
 class AgentUnavailable(Exception):
@@ -91,6 +102,12 @@ class Agent:
     accepts_model_strings: ClassVar[bool] = False
     # Whether this agent needs network access / provider keys.
     online: ClassVar[bool] = False
+
+    @property
+    def priced(self) -> bool:
+        """Whether the USD cost of this agent's calls is known (a free agent's is: 0), so
+        ``--max-cost`` can count them; an LLM agent whose model has no price says False."""
+        return True
 
     def __init__(self, arg: str | None, options: AgentOptions):
         """``arg`` is what follows ``NAME:`` (or the whole model string); raise ValueError

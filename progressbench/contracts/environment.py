@@ -125,6 +125,17 @@ class Environment:
     # The ``--env-option`` values the harness understands (``ctx.options``): declare a
     # pydantic model with ``extra="forbid"`` so that a misspelt option is refused, not ignored.
     Options: ClassVar[type[BaseModel]] = NoOptions
+    # Third-party packages candidates may import besides the standard library, as pip names
+    # them (the static guard allows their import names; ``run`` and ``eval`` check at start
+    # that each one imports in the sandbox). Empty: no declaration, no allow-list.
+    packages: ClassVar[tuple[str, ...]] = ()
+    # The command that installs them, named when one is missing; empty: the platform's guess
+    # (``pip install 'progressbench[ENV]'`` for a built-in, else ``pip install NAME``).
+    install_hint: ClassVar[str] = ""
+    # How far a result can be trusted, as ``plugins``, ``show`` and the leaderboard label it:
+    # "protected-harness" (harness code owns the measurement and ``assess`` re-checks it) or
+    # "evaluator-in-sandbox" (the scoring code shares the candidate's process).
+    trust: ClassVar[str] = "protected-harness"
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:

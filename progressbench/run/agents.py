@@ -1,15 +1,25 @@
-"""Resolving agent specs from the config into agents, and picking one per call."""
+"""Resolving agent specs from the config into agents, picking one per call, and answering a
+resumed task's requests from the replies its killed session stored."""
 
 from __future__ import annotations
 
+import copy
 import os
 import random
+import threading
 from collections.abc import Callable
+from typing import ClassVar
 
 from progressbench import plugins
-from progressbench.contracts.agent import Agent
+from progressbench.contracts.agent import (
+    Agent,
+    AgentOptions,
+    AgentReply,
+    AgentRequest,
+    AgentUnavailable,
+)
 from progressbench.errors import UserError
-from progressbench.run.config import RunConfig
+from progressbench.run.config import AgentSettings, RunConfig
 
 # Environment variables whose presence means a hosted model could be used.
 PROVIDER_KEYS = (
@@ -46,9 +56,16 @@ def build_agent(spec: str, config: RunConfig) -> Agent:
             )
         cls, arg_or_spec = takers[0], spec
     try:
-        return cls(arg_or_spec, config.agent_options)
+        return cls(arg_or_spec, options_for(spec, config))
     except ValueError as exc:  # the agent's own word on a bad argument: one line, exit 2
         raise UserError(f"agent {spec!r}: {exc}") from None
+
+
+def options_for(spec: str, config: RunConfig) -> AgentOptions:
+    """The options agent ``spec`` gets: ``agent_options`` under its own ``agent_settings``
+    and the run's ``api_base``."""
+    own = config.agent_settings.get(spec, AgentSettings())
+    return own.apply(config.agent_options, config.api_base)
 
 
 class AgentPool:
@@ -65,9 +82,15 @@ class AgentPool:
             )
             say(f"using the offline agent{hint}")
             specs = [OFFLINE]
+        for stray in sorted(set(config.agent_settings) - set(specs)):
+            say(f"warning: agent_settings for {stray!r} match no agent of this run (ignored)")
         self.agents = [build_agent(s, config) for s in specs]
         self.weights = list(config.agent_weights) or [1.0] * len(self.agents)
         self.online = any(a.online for a in self.agents)
+        self._stored: dict[str, str] = {}
+        self.calls = CallCounts()
+        if config.max_cost is not None:
+            _check_prices(self.agents, config.max_cost, say)
 
     @property
     def label(self) -> str:
@@ -75,5 +98,82 @@ class AgentPool:
 
     def pick(self, seed: int) -> Agent:
         if len(self.agents) == 1:
-            return self.agents[0]
-        return random.Random(seed).choices(self.agents, weights=self.weights)[0]
+            agent = self.agents[0]
+        else:
+            agent = random.Random(seed).choices(self.agents, weights=self.weights)[0]
+        return Counted(agent, self._stored, self.calls)
+
+    def reusing(self, stored: dict[str, str]) -> AgentPool:
+        """This pool for one resumed task: a request whose reply (by key) its killed session
+        stored gets that reply again, unasked and unstored a second time."""
+        pool = copy.copy(self)
+        pool._stored = dict(stored)
+        return pool
+
+
+class CallCounts:
+    """This session's model calls that went wrong, for the progress line: attempts retried
+    after a rate limit, timeout or server error, and requests that failed in the end."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def add(self, reply: AgentReply | None, calls: int) -> None:
+        with self._lock:
+            self.retries += max(calls - 1, 0)
+            self.errors += int(reply is None or bool(reply.error))
+
+
+class Counted(Agent):
+    """``agent`` as the pool hands it out: its calls counted, and the requests whose replies
+    are in ``stored`` (key: text; a resumed task's) answered from there."""
+
+    name: ClassVar[str] = "counted"
+
+    def __init__(self, agent: Agent, stored: dict[str, str], counts: CallCounts):
+        super().__init__(agent.arg, agent.options)
+        self.agent, self.stored, self.counts = agent, stored, counts
+
+    @property
+    def label(self) -> str:
+        return self.agent.label
+
+    def reply(self, request: AgentRequest) -> AgentReply:
+        if request.key in self.stored:
+            # No calls: the session stores nothing new and spends nothing twice.
+            return AgentReply(text=self.stored[request.key])
+        try:
+            reply = self.agent.reply(request)
+        except AgentUnavailable as exc:
+            self.counts.add(None, len(exc.calls))
+            raise
+        self.counts.add(reply, len(reply.calls))
+        return reply
+
+
+def stored_replies(calls: list) -> dict[str, str]:
+    """key -> reply text of the stored ``llm_call`` rows whose final attempt is a usable
+    reply; a key that ended in an error is asked again."""
+    last = {c.request_key: c for c in calls}
+    return {k: c.response for k, c in last.items() if not c.error and c.response.strip()}
+
+
+def _check_prices(agents: list[Agent], cap: float, say: Callable[[str], None]) -> None:
+    """--max-cost counts USD: say which agents it cannot count, and refuse a cap that can
+    never be reached."""
+    unpriced = [a.label for a in agents if not a.priced]
+    if not unpriced:
+        return
+    if len(unpriced) == len(agents):
+        raise UserError(
+            f"--max-cost {cap:g} can never be reached: no price is known for "
+            f"{', '.join(unpriced)}; set input_cost_per_token and output_cost_per_token in "
+            "its agent_settings (docs/agents.md)"
+        )
+    for label in unpriced:
+        say(
+            f"warning: no price is known for {label}: its calls count $0 toward --max-cost "
+            "(set input_cost_per_token and output_cost_per_token in its agent_settings)"
+        )

@@ -25,7 +25,7 @@ from progressbench.contracts.program import ProgramView
 from progressbench.contracts.strategy import Proposal, Strategy, Task
 from progressbench.errors import EditError, EnvironmentFault
 from progressbench.run import edits, prompts, rows
-from progressbench.run.agents import AgentPool
+from progressbench.run.agents import AgentPool, stored_replies
 from progressbench.run.config import RunConfig
 from progressbench.run.session import AgentSession, CostMeter, ProgramViews, StopFlag
 from progressbench.run.stages import (
@@ -103,7 +103,9 @@ def run_child(
     session = _session(ctx, rec, task, resumed)
     parent = ctx.views.get(task.parent_id)
     proposal = strategy.propose(session)
-    attempt, idea, retries = _fast_catcher(ctx, rec, session, proposal, parent)
+    done = ctx.store.attempts(ctx.run_id) if resumed else []
+    stored = {a.attempt for a in done if a.task_key == rec.key}
+    attempt, idea, retries = _fast_catcher(ctx, rec, session, proposal, parent, stored)
     status, error, code = "pending", "", attempt.code
     if attempt.failure:
         status = "rejected" if attempt.stage == "guard" else "failed"
@@ -128,15 +130,20 @@ def _resume_stored(ctx: ChildContext, rec: TaskRecord, program_id: int) -> Outco
 
 
 def _session(ctx: ChildContext, rec: TaskRecord, task: Task, resumed: bool) -> AgentSession:
-    # A task redone after a kill asks the same keys again; the calls of the killed session
-    # belong to the same child.
-    earlier = rows.keys_of_task(ctx.store.call_keys(ctx.run_id), rec.seq) if resumed else []
+    # A task redone after a kill asks the same keys again: a key whose reply the killed
+    # session stored gets that reply, unasked, and its calls belong to the same child.
+    agents, earlier = ctx.agents, []
+    if resumed:
+        earlier = rows.keys_of_task(ctx.store.call_keys(ctx.run_id), rec.seq)
+        mine = set(earlier)
+        calls = [c for c in ctx.store.llm_calls(ctx.run_id) if c.request_key in mine]
+        agents = ctx.agents.reusing(stored_replies(calls))
     return AgentSession(
         task,
         rec.seq,
         ctx.env.task_description(ctx.variant),
         views=ctx.views,
-        agents=ctx.agents,
+        agents=agents,
         stop=ctx.stop,
         meter=ctx.meter,
         store=ctx.store,
@@ -152,10 +159,13 @@ def _fast_catcher(
     session: AgentSession,
     proposal: Proposal,
     parent: ProgramView,
+    stored: set[int],
 ) -> tuple[Candidate, str, int]:
     """Attempts until one passes the edit, the static guards and the smoke check, or the
-    retries run out; each failed attempt is stored and its error sent back in a fix prompt.
-    Returns the last attempt, the idea the child implements, and the number of retries."""
+    retries run out; each failed attempt is stored (unless ``stored`` has its number: a
+    resumed task's) and its error sent back in a fix prompt. A failure that is not the
+    program's (the model call's, the machinery's) ends the child: no model is asked to fix
+    it. Returns the last attempt, the idea the child implements, and the number of retries."""
     reply = proposal.reply
     # What the child implements: the strategy's idea, unless a fix replaced it.
     idea = proposal.idea
@@ -165,15 +175,24 @@ def _fast_catcher(
         attempt = _attempt(ctx, rec.seq, parent.code, reply)
         if not attempt.failure:
             return attempt, idea, n
-        ctx.store.add(
-            rows.attempt_row(ctx.run_id, rec.key, n, attempt.code, attempt.stage, attempt.failure)
-        )
-        if n >= ctx.config.n_fast:
+        if n not in stored:
+            ctx.store.add(
+                rows.attempt_row(
+                    ctx.run_id, rec.key, n, attempt.code, attempt.stage, attempt.failure
+                )
+            )
+        if n >= ctx.config.n_fast or attempt.stage in ("agent", "infra"):
             return attempt, idea, n
         n += 1
-        system, prompt = prompts.fix_messages(
-            attempt.failure, parent.code, ctx.config.prompt_dir, ctx.config.env
+        fix = prompts.FixContext(
+            task=session.task_description,
+            objective=prompts.format_objective(ctx.env.objective(ctx.variant)),
+            idea=idea,
+            reply=reply.text,
+            error=attempt.failure,
+            code=parent.code,
         )
+        system, prompt = prompts.fix_messages(fix, ctx.config.prompt_dir, ctx.config.env)
         # A meta child's retries keep implementing the same idea.
         reply = session.ask(
             "fix", system, prompt, idea=proposal.idea or None, error=attempt.failure
@@ -185,7 +204,12 @@ def _fast_catcher(
 def _attempt(ctx: ChildContext, seq: int, parent_code: str, reply: AgentReply) -> Candidate:
     """Apply ``reply`` to the parent, then the static guards, then the smoke check."""
     if reply.error or not reply.text.strip():
-        return Candidate(failure=reply.error or "the agent returned an empty reply", stage="agent")
+        failure = " ".join((reply.error or "the agent returned an empty reply").split())
+        # Which call failed: an idea stage's failure is no implementation's.
+        purpose = reply.calls[-1].purpose if reply.calls else ""
+        return Candidate(
+            failure=f"{purpose} call: {failure}" if purpose else failure, stage="agent"
+        )
     try:
         applied = edits.apply_reply(parent_code, reply.text)
     except EditError as exc:
@@ -201,9 +225,26 @@ def _attempt(ctx: ChildContext, seq: int, parent_code: str, reply: AgentReply) -
         return replace(edited, failure=describe_verdicts(bad), stage="guard")
     smoke = ctx.evaluator.evaluate(ctx.job(applied.code, "smoke", seq))
     ctx.stop.check()
+    if infrastructure(smoke):
+        return replace(edited, failure=" ".join(describe_outcome(smoke).split()), stage="infra")
     if not smoke.ok:
         return replace(edited, failure=describe_outcome(smoke), stage="smoke")
     return edited
+
+
+# How the evaluators report a failure of their own machinery rather than the program's.
+INFRA_ERRORS = (
+    "sandbox failure",
+    "the worker's outcome is malformed",
+    "the job is not JSON-serialisable",
+    "the actor's outcome is malformed",
+)
+
+
+def infrastructure(outcome: EvalOutcome) -> bool:
+    """Whether ``outcome`` failed through no fault of the program (a lost worker, a broken
+    sandbox), so it is never shown to a model as its program's error."""
+    return outcome.status == "worker-lost" or outcome.error.startswith(INFRA_ERRORS)
 
 
 def evaluate(
@@ -226,11 +267,14 @@ def evaluate(
 def _judge(
     ctx: ChildContext, program: Program, outcome: EvalOutcome
 ) -> tuple[Assessment, list[VerdictRecord], str]:
+    if infrastructure(outcome):
+        reason = "infra: " + " ".join(describe_outcome(outcome).split())
+        return Assessment(valid=False, reason=reason), [], "failed"
     if not outcome.ok:
         return Assessment(valid=False, reason=describe_outcome(outcome)), [], "failed"
     try:
         assessment, found = assess_outcome(ctx.env, ctx.variant, ctx.guards, program.code, outcome)
     except EnvironmentFault as exc:  # the plugin's bug: kept apart from candidate failures
-        return Assessment(valid=False, reason=str(exc)), [], "env-error"
+        return Assessment(valid=False, reason=f"infra: {exc}"), [], "env-error"
     verdicts = [rows.verdict_row(ctx.run_id, stored_id(program), v, "result") for v in found]
     return assessment, verdicts, "valid" if assessment.valid else "invalid"

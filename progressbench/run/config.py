@@ -12,9 +12,17 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from progressbench.contracts.agent import AgentOptions
+from progressbench.contracts.agent import REDACTED, AgentOptions
 from progressbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -23,6 +31,41 @@ if TYPE_CHECKING:
 # What ``--resume`` may change: the budget (a larger one extends even a finished run), the
 # spending cap and the parallelism. Everything else defines the experiment.
 RESUMABLE = frozenset({"budget", "max_cost", "workers"})
+
+
+class AgentSettings(BaseModel):
+    """One agent's own settings (``agent_settings.MODEL``, or a ``[[agents]]`` table), over
+    ``agent_options``: where its server is, which key it uses, what its tokens cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_base: str | None = Field(None, min_length=1, description="the server's URL")
+    # Stored as REDACTED: prefer api_key_env, which a resume can read again.
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable with the key"
+    )
+    input_cost_per_token: float | None = Field(None, ge=0, description="USD per prompt token")
+    output_cost_per_token: float | None = Field(None, ge=0, description="USD per reply token")
+    temperature: float | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict, description="more litellm arguments")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> AgentSettings:
+        if self.api_key is not None and self.api_key_env:
+            raise ValueError("give api_key or api_key_env, not both")
+        if (self.input_cost_per_token is None) != (self.output_cost_per_token is None):
+            raise ValueError("give both input_cost_per_token and output_cost_per_token")
+        return self
+
+    def apply(self, options: AgentOptions, api_base: str | None) -> AgentOptions:
+        """``options`` with these settings over them (``api_base``: the run's default)."""
+        own = self.model_dump(exclude={"extra", "temperature", "max_tokens"}, exclude_none=True)
+        base = {"api_base": api_base} if api_base else {}
+        extra = {**options.extra, **base, **self.extra, **own}
+        tuned = {k: v for k in ("temperature", "max_tokens") if (v := getattr(self, k)) is not None}
+        return AgentOptions.model_validate({**options.model_dump(), **tuned, "extra": extra})
 
 
 class RunConfig(BaseModel):
@@ -39,6 +82,12 @@ class RunConfig(BaseModel):
     )
     agent_weights: list[float] = Field(default_factory=list, description="ensemble weights")
     agent_options: AgentOptions = Field(default_factory=AgentOptions)
+    agent_settings: dict[str, AgentSettings] = Field(
+        default_factory=dict, description="per-agent settings, keyed by the agent spec"
+    )
+    api_base: str | None = Field(
+        None, min_length=1, description="the server of every LLM agent without its own api_base"
+    )
     budget: int = Field(100, ge=1, le=1_000_000, description="child programs to evaluate")
     workers: int | None = Field(None, ge=1, le=256, description="parallel evaluations")
     # SQLite stores integers in 64 bits.
@@ -56,6 +105,11 @@ class RunConfig(BaseModel):
     prompt_dir: str | None = None
     guards: list[str] | None = Field(None, description="guards to apply (default: all that apply)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_tables(cls, data: Any) -> Any:
+        return expand_agent_tables(data) if isinstance(data, dict) else data
+
     @field_validator("agent_weights")
     @classmethod
     def _positive_weights(cls, v: list[float]) -> list[float]:
@@ -70,6 +124,50 @@ class RunConfig(BaseModel):
                 f"agent_weights has {len(self.agent_weights)} values for {len(self.agents)} agents"
             )
         return self
+
+    def redacted_keys(self) -> list[str]:
+        """The agents whose ``api_key`` was stored redacted (a resumed run's): they need it
+        given again."""
+        found = [s for s, a in self.agent_settings.items() if _redacted(a.api_key)]
+        return found + (
+            ["agent_options"] if _redacted(self.agent_options.extra.get("api_key")) else []
+        )
+
+
+def _redacted(key: Any) -> bool:
+    return isinstance(key, SecretStr) and key.get_secret_value() == REDACTED
+
+
+def expand_agent_tables(data: dict[str, Any]) -> dict[str, Any]:
+    """``agents`` may hold tables (``[[agents]]``: ``model``, ``weight`` and any
+    ``AgentSettings``) beside plain specs; they become ``agents``, ``agent_weights`` and
+    ``agent_settings``, so a stored config has one shape."""
+    entries = data.get("agents")
+    if not isinstance(entries, list) or not any(isinstance(e, dict) for e in entries):
+        return data
+    out = dict(data)
+    settings = dict(out.get("agent_settings") or {})
+    specs: list[Any] = []
+    weights: list[Any] = []
+    for entry in entries:
+        table = dict(entry) if isinstance(entry, dict) else {"model": entry}
+        spec = table.pop("model", None)
+        if not isinstance(spec, str) or not spec.strip():
+            raise UserError("invalid config: agents: each [[agents]] table needs a model")
+        if spec in specs:
+            raise UserError(f"invalid config: agents: {spec!r} is listed twice")
+        weights.append(table.pop("weight", 1.0))
+        if table:
+            settings[spec] = table
+        specs.append(spec)
+    if out.get("agent_weights") and any(isinstance(e, dict) and "weight" in e for e in entries):
+        raise UserError(
+            "invalid config: give agent weights in the [[agents]] tables or in agent_weights, not both"
+        )
+    out["agents"], out["agent_settings"] = specs, settings
+    if not out.get("agent_weights") and any(w != 1.0 for w in weights):
+        out["agent_weights"] = weights
+    return out
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -99,9 +197,13 @@ def _kind(p: Path) -> str:
 
 
 def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
-    """File values, then CLI overrides (only the flags the user gave), validated."""
-    merged = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
-    return validate_config(merged)
+    """File values, then CLI overrides (only the flags the user gave), validated. Agents
+    named by flags keep the file's ``agent_settings`` (keyed by spec) but not its weights."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    base = expand_agent_tables(file_values)
+    if "agents" in given and "agent_weights" not in given:
+        base.pop("agent_weights", None)
+    return validate_config({**base, **given})
 
 
 def parse_pairs(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
@@ -148,11 +250,19 @@ def resume_config(
     at once (it extends the run); any other change is a one-line error."""
     existing = store.get_run(run_id)
     fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
-    if fixed or config_file:
-        what = ", ".join(fixed) or "--config"
-        raise UserError(f"cannot change {what} of an existing run when resuming")
-    values = {**existing.config, **{k: v for k, v in overrides.items() if v is not None}}
-    config = validate_config(values)
+    if fixed:
+        raise UserError(f"cannot change {', '.join(fixed)} of an existing run when resuming")
+    stored = validate_config(existing.config)
+    if config_file:  # the run's own file again, for the secrets its stored config lacks
+        stored = _with_secrets(stored, load_config(config_file, {}), existing.id)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = validate_config({**stored.model_dump(), **given})
+    if config.redacted_keys():
+        raise UserError(
+            f"run {existing.id} was given the api_key of {config.redacted_keys()[0]} in its "
+            f"config, which is not stored: resume with --config FILE holding it (api_key_env "
+            "in a config avoids this)"
+        )
     if existing.status == "finished" and config.budget <= existing.n_children:
         raise UserError(
             f"run {existing.id} already finished its budget of {existing.budget}; "
@@ -162,6 +272,19 @@ def resume_config(
         store.update_run(existing.id, budget=config.budget, config_json=config.model_dump_json())
         existing = store.get_run(existing.id)
     return config, existing
+
+
+def _with_secrets(stored: RunConfig, given: RunConfig, run_id: str) -> RunConfig:
+    """``given`` (a config file read on resume) when it matches ``stored`` in everything but
+    secrets and the ``RESUMABLE`` settings, with the stored ones of those."""
+    mine, theirs = json.loads(stored.model_dump_json()), json.loads(given.model_dump_json())
+    changed = sorted(k for k in mine.keys() - RESUMABLE if mine[k] != theirs.get(k))
+    if changed:
+        raise UserError(
+            f"--config differs from run {run_id}'s settings in {', '.join(changed)}: on resume "
+            "it may only give the secrets the run did not store"
+        )
+    return given.model_copy(update={k: getattr(stored, k) for k in RESUMABLE})
 
 
 def validate_config(values: dict[str, Any]) -> RunConfig:

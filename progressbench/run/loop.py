@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from progressbench import __version__, plugins
@@ -23,12 +22,11 @@ from progressbench.contracts.environment import Environment
 from progressbench.contracts.evaluator import Evaluator
 from progressbench.contracts.strategy import Strategy, StrategyContext, Task
 from progressbench.errors import RunFailed, UserError
-from progressbench.run import child, rows
+from progressbench.run import child, packages, prompts, rows, stages
 from progressbench.run.agents import AgentPool
 from progressbench.run.child import ChildContext, Outcome
 from progressbench.run.config import RunConfig
 from progressbench.run.session import CostCapReached, CostMeter, ProgramViews, StopFlag
-from progressbench.run.stages import ENV_ERROR_LIMIT as ENV_LIMIT
 from progressbench.run.stages import check_variant, default_workers, last_line, pick_guards
 from progressbench.store.database import Store
 from progressbench.store.tables import Program, Run, TaskRecord, stored_id
@@ -78,8 +76,7 @@ class RunLoop:
         self.strategy_cls: type[Strategy] = plugins.get("strategies", config.strategy)
         self.strategy_cls.check_options(config.strategy_options)
         self.guards = pick_guards(self.env, self.variant, config.guards)
-        if config.prompt_dir and not Path(config.prompt_dir).is_dir():
-            raise UserError(f"prompt folder {config.prompt_dir!r} does not exist")
+        prompts.check_prompt_dir(config.prompt_dir, config.env, self.strategy_cls)
         self.workers = config.workers or default_workers(self.resources.cpus)
         # Built here, started in execute: a bad evaluator option fails before any run row.
         evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
@@ -109,13 +106,13 @@ class RunLoop:
     def _create_run(self) -> Run:
         reference = self.env.baseline(self.variant)
         run = self.store.create_run(
-            env=self.config.env,
+            env=self.env.name,  # a resolved name (task:PATH) as stable as a registered one
             variant=self.variant,
             strategy=self.config.strategy,
             agent=self.agents.label,
             seed=self.config.seed,
             budget=self.config.budget,
-            config_json=self.config.model_dump_json(),
+            config_json=self.config.model_copy(update={"env": self.env.name}).model_dump_json(),
             objective_json=self.objective.model_dump_json(),
             version=__version__,
         )
@@ -124,6 +121,7 @@ class RunLoop:
 
     # --- the loop ------------------------------------------------------------------------
     def execute(self) -> Run:
+        packages.start_checked(self.evaluator, self.env)  # before any row is written
         resumed = self.run is not None
         if self.run is None:
             self.run = self._create_run()
@@ -166,10 +164,9 @@ class RunLoop:
             out = child.evaluate(self.context, ref, None)
             if out.status != "valid":
                 # A harness or baseline bug: one line that names who can fix it.
-                owner = plugins.registry("environments")[run.env].plugin
                 raise UserError(
-                    f"the reference program of environment {run.env!r} (plugin {owner!r}) is "
-                    f"not valid here: {last_line(out.error)}"
+                    f"the reference program of environment {run.env!r}{stages.plugin_of(run.env)} "
+                    f"is not valid here: {last_line(out.error)}"
                 )
             self._commit(out, None, run_stats=False)
         ref_view = self.views.put(self.views.build(self.store.get_program(run.reference_id)))
@@ -349,7 +346,8 @@ class RunLoop:
             run_fields["strategy_state_json"] = json.dumps(strategy.state())
         if run_stats:
             run_fields.update(self._count(program, out.status, valid, score, metric))
-        self.store.commit_result(
+        rows.commit_result(  # a child whose result cannot be stored fails, not the run
+            self.store,
             stored_id(program),
             {"status": out.status, "score": score, "metric": metric, "error": out.error},
             out.evaluation,
@@ -362,9 +360,10 @@ class RunLoop:
 
     def _env_error(self, error: str) -> None:
         """Say each environment error; stop the run (resumable) at the limit."""
+        error = error.removeprefix("infra: ")
         self.stats.env_errors += 1
-        self.say(f"environment error {self.stats.env_errors}/{ENV_LIMIT}: {error}")
-        if self.stats.env_errors >= ENV_LIMIT:
+        self.say(f"environment error {self.stats.env_errors}/{stages.ENV_ERROR_LIMIT}: {error}")
+        if self.stats.env_errors >= stages.ENV_ERROR_LIMIT:
             self._stop.set()
             rid = self._active.id
             raise RunFailed(f"{error}; run {rid} stopped (--resume {rid} once it is fixed)")
@@ -394,6 +393,5 @@ class RunLoop:
 
     def _show_progress(self, started: float, prior_wall: float) -> None:
         if self.progress is not None:
-            self.progress.update(
-                self.stats, self._active.budget, prior_wall + time.monotonic() - started
-            )
+            elapsed = prior_wall + time.monotonic() - started
+            self.progress.update(self.stats, self._active.budget, elapsed, self.agents.calls)

@@ -25,14 +25,19 @@ class Progress:
         self._last_done = -1
         self._closed = False
 
-    def update(self, stats: Any, budget: int, elapsed: float) -> None:
+    def update(self, stats: Any, budget: int, elapsed: float, calls: Any = None) -> None:
+        """``stats``: the run's counters (``retries``: the fast error catcher's fix
+        prompts); ``calls``: this session's model calls retried and failed, if any."""
         done = min(stats.done, budget)
         filled = int(self.width * done / budget) if budget else self.width
         bar = "#" * filled + "." * (self.width - filled)
         best = format_score(stats.best_metric)
+        llm = ""
+        if calls is not None and (calls.retries or calls.errors):
+            llm = f"llm retries {calls.retries} errors {calls.errors}  "
         line = (
             f"[{bar}] {done}/{budget}  best {self.metric} {best}  failed {stats.failed}  "
-            f"retries {stats.retries}  ${stats.cost:.4f}  {_clock(elapsed)}"
+            f"fixes {stats.retries}  {llm}${stats.cost:.4f}  {_clock(elapsed)}"
         )
         if self.tty:
             self.stream.write("\r" + line)

@@ -4,6 +4,10 @@ together.
 A task's key is ``RUN_ID:SEQ``; an LLM request's key is ``SEQ:PURPOSE:N`` (the task's number,
 why it was asked, and its number within the task). The replay agent matches requests by that
 key, so a run replayed with the same settings asks the same keys in the same order.
+
+Every text column goes through ``text`` (lone surrogates and NULs replaced, errors clipped):
+a candidate's text must never make its own row unstorable, and ``commit_result`` records a
+child whose result the database still refuses as failed rather than stopping the run.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import json
 from collections.abc import Callable, Collection
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, StatementError
+
 from progressbench.contracts.agent import LLMCall, Purpose
 from progressbench.contracts.environment import Assessment
 from progressbench.contracts.evaluator import EvalOutcome
 from progressbench.contracts.program import ProgramView
 from progressbench.contracts.strategy import Task
+from progressbench.sandbox.protocol import MAX_TEXT_CHARS, clean_text
+from progressbench.store.database import Store
 from progressbench.store.hashing import code_hash
 from progressbench.store.tables import (
     Attempt,
@@ -44,6 +52,17 @@ def keys_of_task(keys: Collection[str], seq: int) -> list[str]:
 
 
 # --- rows --------------------------------------------------------------------------------
+# A candidate's strings arrive clipped to MAX_TEXT_CHARS (the sandbox's boundary); a stored
+# text has room for the platform's words around one ("smoke: error: ..."), and no more.
+STORED_TEXT_CHARS = 2 * MAX_TEXT_CHARS
+
+
+def text(value: str, limit: int | None = STORED_TEXT_CHARS) -> str:
+    """``value`` as a text column can store it: lone surrogates and NULs replaced and, with a
+    ``limit``, clipped to its tail (code and LLM replies are never clipped)."""
+    return clean_text(value, limit)
+
+
 def task_row(run_id: str, seq: int, task: Task) -> TaskRecord:
     return TaskRecord(
         key=task_key(run_id, seq), run_id=run_id, seq=seq, task_json=task.model_dump_json()
@@ -68,7 +87,9 @@ def program_row(
     error: str,
 ) -> Program:
     """A child's row: where the task put it, its code and edit, and how it ended so far
-    (``pending`` until evaluated, or a final status if it never ran)."""
+    (``pending`` until evaluated, or a final status if it never ran). Code with a lone
+    surrogate (an LLM's reply can carry one) is stored, and hashed, with U+FFFD instead."""
+    code = text(code, None)
     return Program(
         run_id=run_id,
         parent_ids_json=json.dumps([task.parent_id]),
@@ -79,11 +100,11 @@ def program_row(
         agent=agent,
         code=code,
         code_hash=code_hash(code),
-        edit=edit,
-        idea=idea,
+        edit=text(edit, None),
+        idea=text(idea, None),
         retries=retries,
         status=status,
-        error=error,
+        error=text(error),
     )
 
 
@@ -91,7 +112,12 @@ def attempt_row(
     run_id: str, task_key: str, attempt: int, code: str, stage: str, error: str
 ) -> Attempt:
     return Attempt(
-        run_id=run_id, task_key=task_key, attempt=attempt, code=code, stage=stage, error=error
+        run_id=run_id,
+        task_key=task_key,
+        attempt=attempt,
+        code=text(code, None),
+        stage=stage,
+        error=text(error),
     )
 
 
@@ -104,8 +130,8 @@ def verdict_row(run_id: str, program_id: int, v: Any, stage: str) -> VerdictReco
         guard=v.guard,
         stage=stage,
         passed=v.passed,
-        reason=v.reason,
-        rule=v.rule,
+        reason=text(v.reason),
+        rule=text(v.rule),
         line=v.line,
         details_json=json.dumps(v.details),
     )
@@ -125,10 +151,10 @@ def evaluation_row(
         metrics_json=json.dumps(assessment.metrics),
         features_json=json.dumps(assessment.features),
         telemetry_json=json.dumps(assessment.telemetry),
-        reason=assessment.reason,
-        error=outcome.error,
-        stdout=outcome.stdout,
-        stderr=outcome.stderr,
+        reason=text(assessment.reason),
+        error=text(outcome.error),
+        stdout=text(outcome.stdout),
+        stderr=text(outcome.stderr),
         candidate_s=outcome.candidate_s,
         total_s=outcome.total_s,
     )
@@ -143,15 +169,41 @@ def call_rows(run_id: str, key: str, calls: list[LLMCall]) -> list[LLMCallRecord
             model=c.model,
             purpose=c.purpose,
             messages_json=json.dumps(c.messages),
-            response=c.response,
+            response=text(c.response, None),
             prompt_tokens=c.prompt_tokens,
             completion_tokens=c.completion_tokens,
             cost_usd=c.cost_usd,
             latency_s=c.latency_s,
-            error=c.error,
+            error=text(c.error),
         )
         for c in calls
     ]
+
+
+# --- recording a child -------------------------------------------------------------------
+def commit_result(
+    store: Store,
+    program_id: int,
+    fields: dict[str, Any],
+    evaluation: Evaluation | None,
+    verdicts: list[VerdictRecord],
+    task_key: str | None,
+    run_fields: dict[str, Any],
+) -> None:
+    """``Store.commit_result`` for one child, its text made storable. A child whose result
+    the database still refuses (a value it cannot hold) is recorded as failed, with why,
+    and the run goes on; a fault of the database itself (unavailable, locked, full: what
+    the store reports as StoreError) still raises and stops the run."""
+    fields = {k: text(v) if isinstance(v, str) else v for k, v in fields.items()}
+    try:
+        store.commit_result(program_id, fields, evaluation, verdicts, task_key, run_fields)
+    except (ValueError, OverflowError, StatementError) as exc:
+        if isinstance(exc, DBAPIError):  # from the database itself: a fault, not a value
+            raise
+        first = text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 500)
+        failed = {"status": "failed", "score": None, "metric": None}
+        failed["error"] = f"its result could not be stored: {first}"
+        store.commit_result(program_id, failed, None, [], task_key, run_fields)
 
 
 # --- reading rows back -------------------------------------------------------------------

@@ -5,13 +5,19 @@ A session asks the run's agents, stores every LLM call as soon as the reply is i
 ``rows.call_key``), adds its cost to the meter, and remembers the keys it asked so the child's
 program row links exactly those calls. An agent that raises ``AgentUnavailable`` has its calls
 stored and the exception passed on: the run loop stops the run.
+
+How a run process stops on Ctrl-C or SIGTERM (``stop_on_sigterm``, ``run_to_end``) is here
+too: both stop the run the same clean way.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 from progressbench.contracts.agent import (
     Agent,
@@ -26,7 +32,9 @@ from progressbench.contracts.strategy import Task
 from progressbench.run import rows
 from progressbench.run.agents import AgentPool
 from progressbench.store.database import Store
-from progressbench.store.tables import Program, stored_id
+from progressbench.store.tables import Program, Run, stored_id
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, for Ctrl-C and SIGTERM alike
 
 
 class CostCapReached(Exception):
@@ -53,6 +61,61 @@ class StopFlag:
         """Raise ``Interrupted`` if the run is stopping."""
         if self._event.is_set():
             raise Interrupted()
+
+
+def stop_on_sigterm() -> None:
+    """From now until the process ends, SIGTERM (a scheduler, a CI timeout, ``kill``) is
+    Ctrl-C: the run is marked interrupted, its evaluator closed, its scratch removed, and the
+    process exits with ``INTERRUPTED_EXIT``.
+
+    Installed once and never taken back, and only the first SIGTERM acts: a handler that
+    lived only around the run loop let a SIGTERM landing just after the loop (while the summary
+    printed) reach click as a bare KeyboardInterrupt, which exits 1; a second SIGTERM must not
+    cut the clean-up short either. The CLI turns a KeyboardInterrupt outside the loop into the
+    same exit code.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread (an embedding caller's choice)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        # A Python no-op, not SIG_IGN: processes started later must not inherit an ignore.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+class _Executes(Protocol):
+    @property
+    def run(self) -> Run | None: ...
+
+    def execute(self) -> Run: ...
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
+def run_to_end(loop: _Executes, progress: _Closes, interrupted: Callable[[Run | None], str]) -> Run:
+    """Execute ``loop``; on Ctrl-C or SIGTERM (the loop has marked the run interrupted) print
+    ``interrupted(run)`` and leave."""
+    try:
+        return loop.execute()
+    except KeyboardInterrupt:
+        progress.close()
+        leave(interrupted(loop.run))
+    finally:
+        progress.close()
+
+
+def leave(message: str) -> NoReturn:
+    """Print ``message`` and exit with ``INTERRUPTED_EXIT`` at once. Everything is committed
+    and the evaluator is closed; do not wait for a worker thread that may sit in a model call
+    for minutes."""
+    print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED_EXIT)
 
 
 class CostMeter:

@@ -95,7 +95,7 @@ def assess_outcome(
         assessment = env.assess(outcome.raw or {}, outcome.verified, variant)
     except Exception as exc:
         raise EnvironmentFault(
-            f"environment {env.name!r}{_plugin_of(env.name)} raised in assess: "
+            f"environment {env.name!r}{plugin_of(env.name)} raised in assess: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
     verdicts = []
@@ -115,7 +115,7 @@ def assess_outcome(
     return assessment, verdicts
 
 
-def _plugin_of(env_name: str) -> str:
+def plugin_of(env_name: str) -> str:
     """`` (plugin NAME)`` for a registered environment; empty for one built by hand (tests)."""
     reg = plugins.registry("environments").get(env_name)
     return f" (plugin {reg.plugin!r})" if reg is not None else ""

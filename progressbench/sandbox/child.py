@@ -1,6 +1,6 @@
 """What runs inside the forked child, from ``os.fork()`` to ``os._exit``: entering the
-sandbox (session, file descriptors, scratch as cwd and HOME, rlimits, the uid drop,
-no-new-privs, the parent-death signal), calling the environment's harness, and reporting the
+sandbox (session, file descriptors, scratch as cwd and HOME, rlimits, a fresh IPC namespace,
+the uid drop, no-new-privs, the parent-death signal), calling the environment's harness, and reporting the
 result as JSON on the result pipe.
 
 Apart from the worker's loop because this code runs next to the candidate: it must never
@@ -26,13 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from progressbench.contracts.environment import SandboxContext
+from progressbench.sandbox.filesystem import MAX_FILES
+from progressbench.sandbox.protocol import MAX_TEXT_CHARS, clip
 from progressbench.sandbox.syscalls import (
     CAP_DAC_READ_SEARCH,
+    CLONE_NEWIPC,
     PR_SET_KEEPCAPS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
     keep_only_capability,
     prctl,
+    unshare,
 )
 
 if TYPE_CHECKING:
@@ -51,9 +55,27 @@ def describe(exc: BaseException) -> str:
         return f"{type(exc).__name__} (could not be formatted)"
 
 
-def _failure(exc: BaseException) -> tuple[str, str]:
+def _scratch_full(scratch: Path, limits: dict[str, Any]) -> str:
+    """Which limit of the scratch directory's tmpfs is (all but) used up, as a sentence, or
+    "" when neither is."""
+    try:
+        st = os.statvfs(scratch)
+    except OSError:
+        return ""
+    if st.f_favail == 0:
+        return f"created more than {MAX_FILES} files in its scratch directory"
+    if st.f_bavail * st.f_frsize < MIB:
+        return f"wrote more than {int(limits['disk_bytes']) // MIB} MB into its scratch directory"
+    return ""
+
+
+def _failure(exc: BaseException, scratch: Path, limits: dict[str, Any]) -> tuple[str, str]:
     """(error text, status) for an exception escaping the harness."""
     text = describe(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = _scratch_full(scratch, limits)
+        if full:
+            return f"{full} (the kernel refused the write):\n{text}", "output-limit"
     status = "error"
     last = text.rsplit("\n", 1)[-1].lower()
     if (
@@ -132,7 +154,7 @@ def child_main(
                 result = worker.env.run(program, ctx)
             report = encode(result, worker.max_result_bytes)
         except BaseException as exc:
-            report = failure_report(*_failure(exc))
+            report = failure_report(*_failure(exc, scratch, job["limits"]))
         # A process the candidate forked inside the harness came back out of it: only
         # the child itself reports.
         if os.getpid() != me:
@@ -159,7 +181,8 @@ def encode(result: Any, max_result_bytes: int) -> bytes:
 
 
 def failure_report(error: str, status: str = "error") -> bytes:
-    return json.dumps({"status": status, "error": error}).encode()
+    # Clipped here too, so that a huge message does not even cross the pipe.
+    return json.dumps({"status": status, "error": clip(error, MAX_TEXT_CHARS)}).encode()
 
 
 def write_report(data: bytes) -> NoReturn:
@@ -201,7 +224,14 @@ def enter_sandbox(
         OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
     )  # fmt: skip
     tempfile.tempdir = str(scratch)
+    # The job directory is the worker's, not the candidate's: importing the program must not
+    # even try to write its bytecode there (a harness may refuse that write as tampering).
+    sys.dont_write_bytecode = True
     set_limits(worker, limits, vm_cap)
+    if worker.ipc_namespace:
+        # Its own SysV IPC (and POSIX message queues), gone with its last process: one phase
+        # cannot leave shared memory to the next, nor to another candidate.
+        unshare(CLONE_NEWIPC)
     if worker.uid is not None and worker.gid is not None:
         os.setgroups([])
         os.setresgid(worker.gid, worker.gid, worker.gid)

@@ -15,9 +15,71 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from progressbench.sandbox.filesystem import import_paths, private_filesystem
-from progressbench.sandbox.syscalls import prctl_available
+from progressbench.sandbox.filesystem import (
+    MAX_FILES,
+    import_paths,
+    mount_scratch,
+    private_filesystem,
+    unmount,
+)
+from progressbench.sandbox.syscalls import CLONE_NEWIPC, prctl_available, unshare
 from progressbench.sandbox.uids import DEFAULT_UID_BASE, lease_uids, uid_can_read
+
+MIB = 1 << 20
+# Run as a candidate's uid in the probe's namespace: every directory it may create files in
+# and every file it may write, outside the private temporary directories (argv), found by
+# walking each mount that is not read-only (nothing under a read-only one is writable).
+_WRITABLE_PROBE = r"""
+import json, os, re, sys
+allowed, found, points = set(sys.argv[1:]), [], {}
+for line in open("/proc/self/mountinfo"):
+    f = line.split()
+    points[re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), f[4])] = f[5]
+for point, options in sorted(points.items()):
+    if "ro" in options.split(",") or point in allowed or not os.path.isdir(point):
+        continue
+    dev, stack, seen = os.lstat(point).st_dev, [point], 0
+    while stack and seen < 20000:
+        top = stack.pop()
+        if os.access(top, os.W_OK | os.X_OK):
+            found.append(top)
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            try:
+                if e.stat(follow_symlinks=False).st_dev != dev:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False) and os.access(e.path, os.W_OK):
+                    found.append(e.path)
+            except OSError:
+                pass
+print(json.dumps(sorted(found)))
+"""
+# Run as a candidate's uid on a 1 MB scratch tmpfs (argv[1]): exit 0 when writing past its
+# size fails with ENOSPC, for a plain file and for one unlinked while open.
+_QUOTA_PROBE = r"""
+import errno, os, sys
+def fills(f):
+    try:
+        for _ in range(4):
+            f.write(b"x" * (1 << 20))
+    except OSError as exc:
+        return exc.errno == errno.ENOSPC
+    return False
+path = os.path.join(sys.argv[1], "probe")
+with open(path, "wb", buffering=0) as f:
+    plain = fills(f)
+os.unlink(path)
+with open(path, "wb", buffering=0) as f:
+    os.unlink(path)
+    unlinked = fills(f)
+sys.exit(0 if plain and unlinked else 1)
+"""
 
 
 @functools.cache
@@ -31,27 +93,81 @@ def _probe_network_namespace() -> bool:
 
 def _isolation_here() -> dict[str, Any]:
     """Set up a worker's private file system in this (throw-away) process and report what the
-    candidate uid can then read; run by ``capabilities`` in a subprocess, as root."""
+    candidate uid can then read and write, and whether a scratch tmpfs caps it; run by
+    ``capabilities`` in a subprocess, as root."""
     import progressbench
 
     keep = {sys.prefix, sys.base_prefix, sys.exec_prefix, *import_paths()}
     keep.add(os.path.dirname(os.path.dirname(progressbench.__file__)))
+    try:
+        unshare(CLONE_NEWIPC)
+        ipc = True
+    except OSError:
+        ipc = False
     workdir = Path(tempfile.mkdtemp(prefix="progressbench-probe-"))
     try:
         done = private_filesystem(keep, workdir, 64)
     except OSError as exc:
-        return {"private_fs": False, "error": str(exc)}
-    finally:
         with contextlib.suppress(OSError):
             os.rmdir(workdir)
+        return {"private_fs": False, "error": str(exc), "ipc_namespace": ipc}
     paths = tuple(sorted(p for p in keep if os.path.exists(p)))
-    return {"private_fs": True, **done, "read_all": not _leased_uid_can_read(paths)}
+    # A leased uid: another run on this machine kills every process of the uids it leases,
+    # and would kill a probe borrowing one of them.
+    leased, locks = lease_uids(1)
+    try:
+        uid = leased[0]
+        return {
+            "private_fs": True,
+            **done,
+            "read_all": not uid_can_read(uid, paths),
+            "writable": _as_uid(uid, _WRITABLE_PROBE, *done["private_dirs"]),
+            "disk_quota": _quota_holds(uid, workdir),
+            "ipc_namespace": ipc,
+        }
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _as_uid(uid: int, code: str, *args: str) -> Any:
+    """What ``code`` prints (JSON) when run as ``uid``; None if it fails."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", code, *args],
+            user=uid, group=uid, extra_groups=[], cwd="/",
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _quota_holds(uid: int, workdir: Path) -> bool:
+    """Whether a 1 MB scratch tmpfs, as a worker mounts one, refuses the candidate's second
+    megabyte (plain and unlinked files)."""
+    os.chmod(workdir, 0o711)  # traversable, as a worker's directory is
+    scratch = workdir / "scratch"
+    scratch.mkdir()
+    try:
+        mount_scratch(scratch, MIB, (uid, uid), noexec=True)
+    except OSError:
+        return False
+    try:
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", _QUOTA_PROBE, str(scratch)],
+            user=uid, group=uid, extra_groups=[], cwd="/", stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        return done.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        unmount(scratch)
 
 
 def _leased_uid_can_read(paths: tuple[str, ...]) -> bool:
-    """``uid_can_read`` as a sandbox uid leased for the probe: another run on this machine
-    kills every process of the uids it leases, and would kill a probe borrowing one of them
-    (the probe then reads as "cannot read")."""
+    """``uid_can_read`` as a sandbox uid leased for the probe (see ``_isolation_here``)."""
     leased, locks = lease_uids(1)
     try:
         return uid_can_read(leased[0], paths)
@@ -70,6 +186,34 @@ def _probe_isolation() -> dict[str, Any]:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
         return {"private_fs": False, "error": str(exc)}
+
+
+def _writable(root: bool, fs: dict[str, Any]) -> str:
+    """What the candidate uid can write outside its scratch and the private temporary
+    directories, as the probe found it: "none" is the goal."""
+    if not root:
+        return "everything the platform's user can write (candidates share its uid)"
+    if not fs["private_fs"]:
+        return f"not tested ({fs.get('error') or 'no mount namespace'})"
+    found = fs.get("writable")
+    if found is None:
+        return "unknown: the probe failed"
+    refused = fs.get("not_read_only") or []
+    extra = f" (not read-only: {', '.join(refused)})" if refused else ""
+    return (", ".join(found) if found else "none") + extra
+
+
+def _disk_limit(fs: dict[str, Any]) -> str:
+    if fs.get("disk_quota"):
+        return (
+            f"a tmpfs per job as scratch (size: the environment's disk_mb, else half the "
+            f"free space and at most half the memory; {MAX_FILES} files), enforced by the "
+            "kernel: ENOSPC past it, unlinked files included; scratch and /tmp noexec"
+        )
+    return (
+        "scratch size checked every 0.5 s: the environment's disk_mb, else half the free "
+        "space (no tmpfs scratch here)"
+    )
 
 
 def capabilities() -> dict[str, bool | str]:
@@ -112,9 +256,10 @@ def capabilities() -> dict[str, bool | str]:
         "mount_namespace": bool(fs["private_fs"]),
         "home_directory": home,
         "private_tmp": bool(fs.get("private_tmp")),
+        "writable_paths": _writable(root, fs),
+        "ipc_namespace": bool(fs.get("ipc_namespace")),
         "file_size_limit": "RLIMIT_FSIZE, 256 MB a file unless the environment sets file_mb",
-        "disk_limit": "scratch size checked every 0.5 s: the environment's disk_mb, else half "
-        "the free space",
+        "disk_limit": _disk_limit(fs),
         "process_limit": (
             "RLIMIT_NPROC per candidate uid"
             if root

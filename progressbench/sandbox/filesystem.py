@@ -1,6 +1,8 @@
 """The file system a worker and its candidates see: the private mount namespace (home
-directories hidden, private size-capped /tmp, /var/tmp and /dev/shm), emptying it between
-jobs, measuring a scratch directory, and removing a tree a candidate may have booby-trapped.
+directories hidden, private size-capped noexec /tmp, /var/tmp and /dev/shm, every other mount
+read-only), each job's scratch directory (a tmpfs of its own, capped by the kernel), emptying
+the private directories between phases, measuring a scratch directory where there is no
+tmpfs, and removing a tree a candidate may have booby-trapped.
 
 The order of the mounts is part of the isolation (the comments say why where it matters);
 one module keeps it in one reading.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import sys
@@ -24,18 +27,25 @@ from progressbench.sandbox.syscalls import (
     MS_BIND,
     MS_MOVE,
     MS_NODEV,
+    MS_NOEXEC,
     MS_NOSUID,
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
     MS_REMOUNT,
     mount,
+    umount,
     unshare,
 )
 
 # Size of the private /tmp and /var/tmp (memory-backed): room for a library's temporary files,
 # not for a flood; the candidate's real workspace is its scratch directory.
 PRIVATE_TMP_MB = 128
+# Entries a private temporary directory or a scratch directory may hold: each inode costs
+# kernel memory that the tmpfs size does not count.
+MAX_FILES = 100_000
+# Per-mount flags a read-only remount keeps (it would clear them otherwise).
+_KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 
 
 @dataclass(frozen=True)
@@ -76,13 +86,17 @@ def _outermost(paths: Iterable[str]) -> list[str]:
     return out
 
 
-def _overlay(target: str, keep: list[str], staging: Path, mode: str, size_mb: int) -> None:
+def _overlay(
+    target: str, keep: list[str], staging: Path, mode: str, size_mb: int, noexec: bool = False
+) -> None:
     """Replace the directory ``target`` by a fresh tmpfs holding only the ``keep`` paths
-    (bound back, read-only unless they are the worker's own directory). Built aside and moved
-    in, since the originals vanish from view once ``target`` is covered."""
+    (bound back, read-only unless they are the worker's own directory; a bind keeps its own
+    flags, so code stays executable under a noexec tmpfs). Built aside and moved in, since
+    the originals vanish from view once ``target`` is covered."""
     stage = tempfile.mkdtemp(prefix="mount-", dir=staging)
+    flags = MS_NOSUID | MS_NODEV | (MS_NOEXEC if noexec else 0)
     try:
-        mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size_mb}m")
+        mount("tmpfs", stage, "tmpfs", flags, f"mode={mode},size={size_mb}m,nr_inodes={MAX_FILES}")
         for path in keep:
             inner = os.path.join(stage, os.path.relpath(path, target))
             if os.path.isdir(path):
@@ -106,9 +120,11 @@ def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[
     """Give this process (a worker, as root) and its future children their own view of the
     file system, in a new mount namespace: each home directory of the platform user becomes
     an empty directory holding only the ``keep`` paths that lie under it (the interpreter,
-    the imported packages; read-only), and /tmp, /var/tmp and /dev/shm become private,
-    size-capped tmpfs (``workdir``, the worker's own directory, stays reachable). Returns
-    what is in effect; raises OSError when the host allows none of it."""
+    the imported packages; read-only), /tmp, /var/tmp and /dev/shm become private,
+    size-capped, noexec tmpfs (``workdir``, the worker's own directory, stays reachable), and
+    every other mount becomes read-only, whatever world-writable directories the host has
+    (/run/lock, ...). Returns what is in effect; raises OSError when the host allows none of
+    it."""
     unshare(CLONE_NEWNS)
     # Nothing done here may propagate back to the host's mounts.
     mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -127,7 +143,68 @@ def private_filesystem(keep: Iterable[str], workdir: Path, shm_mb: int) -> dict[
         if os.path.isdir(path) and not any(d.root == path for d in _private_dirs):
             _private_tmp(path, wanted, workdir, size)
     done["private_tmp"] = True
+    if str(workdir) not in mount_points():
+        mount(str(workdir), str(workdir), None, MS_BIND)  # its own mount: it stays writable
+    done["private_dirs"] = [d.root for d in _private_dirs]
+    done["not_read_only"] = read_only_world([str(workdir), *done["private_dirs"]])
     return done
+
+
+def _unescape(field: str) -> str:
+    """A path as /proc/self/mountinfo writes it (space as \\040, ...)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mount_points() -> dict[str, str]:
+    """Mount point -> its per-mount options ("rw,nosuid,relatime"), from
+    /proc/self/mountinfo; for a point mounted over, the topmost mount (listed last)."""
+    found: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            found[_unescape(fields[4])] = fields[5]
+    return found
+
+
+def read_only_world(writable: Iterable[str]) -> list[str]:
+    """Remount every mount of this namespace read-only (a bind remount: the host's mounts are
+    untouched) except the ``writable`` mount points, keeping nosuid, nodev and noexec.
+    Read-only binds even stop root; device nodes (/dev/null, GPUs) stay writable. Returns
+    the mount points that refused."""
+    keep = {os.path.realpath(p) for p in writable}
+    refused = []
+    for point, options in mount_points().items():
+        opts = set(options.split(","))
+        if point in keep or "ro" in opts:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for name, bit in _KEPT_FLAGS.items():
+            if name in opts:
+                flags |= bit
+        try:
+            mount(None, point, None, flags)
+        except OSError:
+            refused.append(point)
+    return refused
+
+
+def mount_scratch(path: Path, size: int, owner: tuple[int, int], noexec: bool) -> None:
+    """Mount a fresh tmpfs on the directory ``path``, owned by ``owner`` (uid, gid): the
+    kernel caps what is stored there at ``size`` bytes and ``MAX_FILES`` entries, files
+    unlinked while open and paths longer than PATH_MAX included (the write that passes the
+    cap fails with ENOSPC). Memory-backed: what a candidate stores there is memory."""
+    flags = MS_NOSUID | MS_NODEV | (MS_NOEXEC if noexec else 0)
+    # size=0 would mean no limit at all.
+    data = (
+        f"size={max(size, 4096)},nr_inodes={MAX_FILES + 1},mode=0700,uid={owner[0]},gid={owner[1]}"
+    )
+    mount("scratch", str(path), "tmpfs", flags, data)
+
+
+def unmount(path: Path) -> None:
+    """Detach the tmpfs on ``path``; its memory is freed once nothing holds a file of it."""
+    with contextlib.suppress(OSError):
+        umount(str(path))
 
 
 def _private_tmp(root: str, wanted: list[str], workdir: Path, size_mb: int) -> None:
@@ -146,7 +223,7 @@ def _private_tmp(root: str, wanted: list[str], workdir: Path, size_mb: int) -> N
         for p in inside
     }
     bound = _outermost(tops)
-    _overlay(root, bound, workdir, "1777", size_mb)
+    _overlay(root, bound, workdir, "1777", size_mb, noexec=True)
     _private_dirs.append(_PrivateDir(root, os.stat(root).st_dev, tuple(bound)))
 
 

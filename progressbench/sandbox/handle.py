@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from progressbench.errors import UserError
-from progressbench.sandbox.protocol import read_tail, recv_message, send_message, signal_name
+from progressbench.sandbox.protocol import (
+    clean_text,
+    read_tail,
+    recv_message,
+    send_message,
+    signal_name,
+)
 from progressbench.sandbox.uids import kill_uid
 
 
@@ -154,7 +160,7 @@ class WarmWorker:
                     self._candidate_pgid = int(message["pgid"])
                 elif message.get("op") == "done":
                     self._candidate_pgid = None
-                    return dict(message["outcome"])
+                    return _clean_outcome(dict(message["outcome"]))
                 else:
                     raise WorkerLost(f"the worker sent an unexpected message {message.get('op')!r}")
         except TimeoutError:
@@ -217,3 +223,13 @@ class WarmWorker:
         self.kill()
         self.spawn()
         self.wait_ready(deadline)
+
+
+def _clean_outcome(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The worker cleans every string of a candidate's result (``watch.judge``); its own
+    texts are cleaned once more here, the platform's side of the boundary, where the
+    database and the agent's prompts begin."""
+    for key in ("error", "stdout", "stderr"):
+        if isinstance(outcome.get(key), str):
+            outcome[key] = clean_text(outcome[key])
+    return outcome

@@ -97,6 +97,8 @@ class WorkerPool:
             environ["PYTHONPATH"] = os.pathsep.join(
                 [*extra, *filter(None, [environ.get("PYTHONPATH")])]
             )
+        # GPU jobs load the kernels they compile (Triton, Inductor) from caches in scratch.
+        noexec = resources.gpus == 0 if s["noexec"] is None else bool(s["noexec"])
         uids: list[int | None] = [None] * self.workers
         if drop:
             leased, self._leases = lease_uids(self.workers, int(s["uid_base"]))
@@ -116,6 +118,7 @@ class WorkerPool:
                 "threads": max(1, min(round(resources.cpus), cpus)),
                 "memory_watch": memory_watch,
                 "max_result_bytes": int(s["max_result_bytes"]),
+                "noexec_scratch": noexec,
             }
             self._workers.append(WarmWorker(slot, init, environ, self._home))
         # All workers warm up at once: the evaluator's start-up costs one import, not N.

@@ -1,5 +1,6 @@
 """The Linux system calls the sandbox needs and Python's standard library lacks (prctl,
-unshare, mount, capset through libc), the ioctl that brings up loopback, and their constants.
+unshare, mount, umount, capset through libc), the ioctl that brings up loopback, and their
+constants.
 
 Kept apart so that every ctypes call, the one place a wrong argument is undefined behaviour
 rather than an exception, lives in one small module.
@@ -24,8 +25,10 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 0x2, 0x4, 0x20, 0x1000, 0x2000, 0x4000
-MS_RDONLY, MS_PRIVATE = 0x1, 1 << 18
+MS_RDONLY, MS_NOEXEC, MS_PRIVATE = 0x1, 0x8, 1 << 18
+MNT_DETACH = 0x2
 CAP_DAC_READ_SEARCH = 2
 _CAP_VERSION_3 = 0x20080522
 
@@ -66,6 +69,15 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
     if _libc.mount(args[0], args[1], args[2], ctypes.c_ulong(flags), args[3]) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    """Linux umount2(2), lazily by default (what is still open stays usable until closed)."""
+    if _libc is None:
+        raise OSError("umount needs Linux")
+    if _libc.umount2(target.encode(), ctypes.c_int(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
 class _CapHeader(ctypes.Structure):

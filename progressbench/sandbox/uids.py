@@ -21,7 +21,7 @@ from typing import IO
 from progressbench.errors import UserError
 
 DEFAULT_UID_BASE = 64000
-_MAX_SANDBOX_UID = 65533  # below nobody (65534); within the 16-bit range every system maps
+MAX_SANDBOX_UID = 65533  # below nobody (65534); within the 16-bit range every system maps
 
 
 def lease_uids(count: int, base: int = DEFAULT_UID_BASE) -> tuple[list[int], list[IO[str]]]:
@@ -37,7 +37,7 @@ def lease_uids(count: int, base: int = DEFAULT_UID_BASE) -> tuple[list[int], lis
         raise UserError(f"{folder} must be a directory owned by root with mode 0700")
     uids: list[int] = []
     locks: list[IO[str]] = []
-    for uid in range(base, _MAX_SANDBOX_UID + 1):
+    for uid in range(base, MAX_SANDBOX_UID + 1):
         if len(uids) == count:
             break
         lock: IO[str] = open(folder / str(uid), "a")  # held open: the lock is the claim
@@ -51,7 +51,7 @@ def lease_uids(count: int, base: int = DEFAULT_UID_BASE) -> tuple[list[int], lis
     if len(uids) < count:
         for lock in locks:
             lock.close()
-        raise UserError(f"no free sandbox uids in {base}..{_MAX_SANDBOX_UID}")
+        raise UserError(f"no free sandbox uids in {base}..{MAX_SANDBOX_UID}")
     return uids, locks
 
 

@@ -1,5 +1,5 @@
 """The worker's watch over one running child: the clock, its memory (RSS mode), the size of
-its scratch directory and the platform's socket, polled together until the child ends or
+its scratch directory (only where it is not a tmpfs the kernel caps) and the platform's socket, polled together until the child ends or
 is killed; then the sweep that leaves no process of the candidate behind, and the judgement
 of how the child ended (``Phase``).
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import resource
 import select
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from progressbench.sandbox.child import MIB, cpu_limit
-from progressbench.sandbox.filesystem import disk_usage
-from progressbench.sandbox.protocol import signal_name
+from progressbench.sandbox.filesystem import MAX_FILES, disk_usage
+from progressbench.sandbox.protocol import clean_value, signal_name
 
 if TYPE_CHECKING:
     from progressbench.sandbox.worker import Worker
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
 
 # How often the RSS watch (GPU jobs, where an address-space limit would break CUDA) looks.
 RSS_POLL_S = 0.05
-# How often the scratch directory's size is checked against the job's disk limit, and the
-# most entries a candidate may create there (each poll walks them all).
+# Without a tmpfs scratch (no mount namespace): how often the scratch directory's size is
+# checked against the job's disk limit, and the most entries a candidate may create there
+# (each poll walks them all).
 DISK_POLL_S = 0.5
-MAX_SCRATCH_ENTRIES = 100_000
+MAX_SCRATCH_ENTRIES = MAX_FILES
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -102,10 +104,11 @@ def wait(
     deadline: float,
     rss_cap: int,
     scratch: Path,
-    disk_cap: int,
+    disk_cap: int | None,
 ) -> tuple[int, resource.struct_rusage, str, bytes | None]:
     """Collect the child's result while watching the clock, its memory (RSS mode), the
-    size of its scratch directory and the platform. Returns (wait status, rusage, why we
+    size of its scratch directory (unless ``disk_cap`` is None: the kernel caps it) and the
+    platform. Returns (wait status, rusage, why we
     killed it or "", the result bytes or None when they exceed the limit); leaves no
     process of the candidate behind."""
     pidfd = os.pidfd_open(pid)
@@ -114,7 +117,7 @@ def wait(
         poller.register(fd, select.POLLIN)
     payload: bytearray | None = bytearray()
     killed = ""
-    next_disk = time.monotonic() + DISK_POLL_S
+    next_disk = time.monotonic() + DISK_POLL_S if disk_cap is not None else math.inf
     limit = worker.max_result_bytes
     try:
         while True:
@@ -123,7 +126,7 @@ def wait(
             if left <= 0:
                 killed = "timeout"
                 break
-            if now >= next_disk:
+            if disk_cap is not None and now >= next_disk:
                 used, entries = disk_usage(scratch, MAX_SCRATCH_ENTRIES)
                 if used > disk_cap or entries > MAX_SCRATCH_ENTRIES:
                     killed = "disk" if used > disk_cap else "files"
@@ -231,7 +234,9 @@ def judge(
     if not payload:
         return Phase("crashed", error=f"exited with code {code} before returning a result")
     try:
-        report = json.loads(payload)
+        # Every string in it made storable and clipped, here at the boundary: what comes back
+        # is stored, shown to the agent and read by the environment's assess.
+        report = clean_value(json.loads(payload))
     except (ValueError, RecursionError):
         return Phase("error", error="the sandbox returned malformed data (not one JSON object)")
     if not isinstance(report, dict):

@@ -7,8 +7,9 @@ only safe while torch has started no thread pools). Protocol on the socket FD, o
 length-prefixed JSON object per message (``progressbench.sandbox.protocol``):
 
     platform -> init {env, variant, plugin_modules, uid, gid, isolate_network, private_fs,
-                      shm_mb, threads, memory_watch, max_result_bytes}
-    worker   -> ready {pid, network_isolated, read_all, hidden, private_tmp}  |  failed {error}
+                      shm_mb, threads, memory_watch, max_result_bytes, noexec_scratch}
+    worker   -> ready {pid, network_isolated, ipc_namespace, read_all, scratch_tmpfs,
+                       hidden, private_tmp, not_read_only}  |  failed {error}
     platform -> job {program, phase, seed, limits, options}
     worker   -> started {pgid}  (each child)  ...  done {outcome}
 
@@ -39,11 +40,20 @@ from progressbench.sandbox.child import MIB, child_main, describe
 from progressbench.sandbox.filesystem import (
     clear_private_tmp,
     import_paths,
+    mount_scratch,
     private_filesystem,
     remove_tree,
+    unmount,
 )
-from progressbench.sandbox.protocol import clip, read_tail, recv_message, send_message
+from progressbench.sandbox.protocol import (
+    clean_text,
+    clip,
+    read_tail,
+    recv_message,
+    send_message,
+)
 from progressbench.sandbox.syscalls import (
+    CLONE_NEWIPC,
     CLONE_NEWNET,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_DUMPABLE,
@@ -65,6 +75,7 @@ class Worker:
         self.threads = max(1, int(init.get("threads", 1)))
         self.memory_watch: str = init.get("memory_watch", "rlimit")
         self.max_result_bytes = int(init["max_result_bytes"])
+        self.noexec_scratch = bool(init.get("noexec_scratch", True))
         # The evaluator's private directory (our cwd): job directories go there.
         self.jobs_dir = Path.cwd()
         plugins.load_plugins()
@@ -83,6 +94,15 @@ class Worker:
                 self.network_isolated = True
             except OSError as exc:
                 print(f"no network namespace: {exc}", file=sys.stderr, flush=True)
+        # SysV shared memory, semaphores and message queues outlive their processes: the
+        # worker leaves the host's, and each child gets one of its own (child.enter_sandbox).
+        self.ipc_namespace = False
+        if os.geteuid() == 0:
+            try:
+                unshare(CLONE_NEWIPC)
+                self.ipc_namespace = True
+            except OSError as exc:
+                print(f"no IPC namespace: {exc}", file=sys.stderr, flush=True)
         self.filesystem: dict[str, Any] = {"hidden": [], "private_tmp": False}
         needed = self._needed_paths()
         if init.get("private_fs") and self.uid is not None and os.geteuid() == 0:
@@ -90,6 +110,9 @@ class Worker:
                 self.filesystem = private_filesystem(needed, self.jobs_dir, int(init["shm_mb"]))
             except OSError as exc:
                 print(f"no private file system: {exc}", file=sys.stderr, flush=True)
+        # Scratch directories are tmpfs of their own (the kernel enforces the disk limit)
+        # wherever this worker has its mount namespace; elsewhere their size is polled.
+        self.scratch_tmpfs = bool(self.filesystem["private_tmp"])
         # Candidates keep read access everywhere (CAP_DAC_READ_SEARCH) only when their uid
         # could not otherwise run the interpreter (e.g. one under a 0700 /root, not hidden).
         self.read_all = self.uid is not None and not uid_can_read(self.uid, tuple(needed))
@@ -124,30 +147,50 @@ class Worker:
             except PlatformGone:
                 return
             except Exception as exc:  # a fault of the sandbox itself, not of the candidate
-                outcome = {"status": "error", "error": f"sandbox failure: {describe(exc)}"}
+                outcome = {
+                    "status": "error",
+                    "error": clean_text(f"sandbox failure: {describe(exc)}"),
+                }
             try:
                 send_message(self.sock, {"op": "done", "outcome": outcome})
             except OSError:  # the platform is gone: nobody to answer
                 return
 
+    def disk_bytes(self, limits: dict[str, Any]) -> int:
+        """The job's disk limit: the declared one, else half of the free space (the candidate
+        may use the disk, not fill it), and with a tmpfs scratch at most half of the memory
+        it lives in."""
+        if limits.get("disk_mb"):
+            return int(limits["disk_mb"]) * MIB
+        free = shutil.disk_usage(self.jobs_dir).free // 2
+        if self.scratch_tmpfs:
+            free = min(free, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
+        return free
+
     def run_job(self, job: dict[str, Any]) -> dict[str, Any]:
-        limits = job["limits"]
+        limits = {**job["limits"], "disk_bytes": self.disk_bytes(job["limits"])}
+        job = {**job, "limits": limits}
         job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=self.jobs_dir))
+        scratch = job_dir / "scratch"
         try:
             # Traversable, not writable, by the candidate: only scratch is its own.
             os.chmod(job_dir, 0o711)
             program = job_dir / "program.py"
             program.write_text(job["program"], encoding="utf-8")
             os.chmod(program, 0o444)
-            scratch = job_dir / "scratch"
             scratch.mkdir(mode=0o700)
             if self.uid is not None and self.gid is not None:
                 os.chown(scratch, self.uid, self.gid)
+                if self.scratch_tmpfs:
+                    owner = (self.uid, self.gid)
+                    mount_scratch(scratch, limits["disk_bytes"], owner, self.noexec_scratch)
             mode = job["phase"] if job["phase"] in ("smoke", "call") else "full"
             first = self.phase(mode, job, job_dir, program, scratch, None)
             outcome = asdict(first)
             outcome["candidate_s"] = outcome.pop("seconds")
             if mode == "full" and first.status == "ok" and self.env.verifies:
+                # The verifier starts from the run's scratch, not from what it left elsewhere.
+                clear_private_tmp(self.jobs_dir)
                 second = self.phase("verify", job, job_dir, program, scratch, first.raw)
                 outcome["candidate_s"] += second.seconds
                 for stream in ("stdout", "stderr"):
@@ -163,6 +206,8 @@ class Worker:
             return outcome
         finally:
             sweep(None)
+            if self.scratch_tmpfs:
+                unmount(scratch)
             remove_tree(job_dir)
             clear_private_tmp(self.jobs_dir)
 
@@ -176,11 +221,9 @@ class Worker:
         scratch: Path,
         raw: dict[str, Any] | None,
     ) -> Phase:
-        # Without a declared limit, half of the free space: the candidate may use the disk,
-        # not fill it.
-        disk_mb = job["limits"].get("disk_mb")
-        disk = int(disk_mb) * MIB if disk_mb else shutil.disk_usage(scratch).free // 2
-        limits = {**job["limits"], "disk_bytes": disk}
+        limits = job["limits"]
+        # A tmpfs scratch is capped by the kernel; a plain directory's size is polled.
+        disk = None if self.scratch_tmpfs else int(limits["disk_bytes"])
         seconds = float(limits["seconds"])
         memory = int(limits["memory_mb"]) * MIB
         vm, rss = statm("self")
@@ -214,8 +257,8 @@ class Worker:
         elapsed = time.perf_counter() - started
         chars = int(limits["output_chars"])
         result = judge(self, status, usage, killed, payload, limits)
-        result.stdout = read_tail(out_path, chars)
-        result.stderr = read_tail(err_path, chars)
+        result.stdout = clean_text(read_tail(out_path, chars))
+        result.stderr = clean_text(read_tail(err_path, chars))
         result.seconds = elapsed
         return result
 
@@ -236,16 +279,14 @@ def main(argv: list[str]) -> int:
             "op": "ready",
             "pid": os.getpid(),
             "network_isolated": worker.network_isolated,
+            "ipc_namespace": worker.ipc_namespace,
             "read_all": worker.read_all,
+            "scratch_tmpfs": worker.scratch_tmpfs,
             **worker.filesystem,
         },
     )
     worker.serve()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(
-        ["DEFAULT_DB", "Store", "new_run_id", "resolve_url"], "progressbench.store.database"
-    ),
+    **dict.fromkeys(["DEFAULT_DB", "resolve_url"], "progressbench.store.connect"),
+    **dict.fromkeys(["Store", "StoreError", "new_run_id"], "progressbench.store.database"),
     **dict.fromkeys(
         [
             "Attempt",
@@ -36,6 +35,7 @@ __all__ = [
     "Program",
     "Run",
     "Store",
+    "StoreError",
     "TaskRecord",
     "VerdictRecord",
     "Verification",
@@ -55,7 +55,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from progressbench.store.database import DEFAULT_DB, Store, new_run_id, resolve_url
+    from progressbench.store.connect import DEFAULT_DB, resolve_url
+    from progressbench.store.database import Store, StoreError, new_run_id
     from progressbench.store.hashing import code_hash
     from progressbench.store.tables import (
         Attempt,

@@ -3,25 +3,39 @@
 SQLite in WAL mode is the default (a file path); any SQLAlchemy URL (e.g. PostgreSQL) works
 for shared databases. Writes go through one lock so worker threads never interleave a
 transaction; each write commits before the call returns, so a ``kill -9`` loses nothing that
-was reported as done. The tables are in ``progressbench.store.tables``.
+was reported as done. The tables are in ``progressbench.store.tables``; the schema is checked
+(and upgraded) on open by ``progressbench.store.schema``; a run is written by the one process
+that holds its lease (``progressbench.store.lease``). A database fault (a full disk, a
+read-only file, a server gone) is one line (``StoreError``, exit 1), never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, func
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, col, select
 
 from progressbench.errors import UserError
+from progressbench.store import lease, schema
+from progressbench.store.connect import (
+    SQLITE,
+    connect,
+    first_line,
+    resolve_url,
+    safe_url,
+    use_wal,
+)
+from progressbench.store.schema import StoreError
 from progressbench.store.tables import (
     Attempt,
     Evaluation,
@@ -35,37 +49,7 @@ from progressbench.store.tables import (
     utcnow,
 )
 
-DEFAULT_DB = "progressbench.db"
-SQLITE = "sqlite:///"
-
 _Row = TypeVar("_Row", bound=SQLModel)
-
-
-def resolve_url(db: str | None) -> str:
-    """A database argument (a path or any SQLAlchemy URL) as a URL, or a one-line error."""
-    db = db or DEFAULT_DB
-    if "://" not in db:
-        path = Path(db).expanduser()
-        if path.is_dir():
-            raise UserError(f"--db {db!r} is a directory; give a file path or a database URL")
-        if not path.parent.exists():
-            raise UserError(f"--db {db!r}: folder {str(path.parent)!r} does not exist")
-        return f"{SQLITE}{path.resolve()}"
-    try:
-        url = make_url(db)
-    except (ArgumentError, ValueError):
-        raise UserError(f"--db {db!r} is not a valid database URL") from None
-    return url.render_as_string(hide_password=False)
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the writer, and a killed writer loses no committed work.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
 
 
 class Store:
@@ -82,19 +66,23 @@ class Store:
             # Created private before SQLite opens it: SQLite gives its -wal and -shm files the
             # database file's mode, and they hold the same prompts and responses.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.engine: Engine = connect(self.url)
         try:
-            self.engine: Engine = create_engine(self.url)
-        except (ArgumentError, SQLAlchemyError, ImportError) as exc:
-            raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            SQLModel.metadata.create_all(self.engine)
-        except (OperationalError, SQLAlchemyError) as exc:
+            schema.prepare(self.engine, self.location)
+            use_wal(self.engine)
+        except (StoreError, SQLAlchemyError) as exc:
             if fresh and path is not None and path.stat().st_size == 0:
                 path.unlink()  # the empty file this call made: nothing to keep
-            raise UserError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
+            if isinstance(exc, StoreError):
+                raise
+            raise UserError(
+                f"cannot open database {safe_url(self.url)}: {first_line(exc)}"
+            ) from None
         self._lock = threading.RLock()
+        self.leases = lease.Leases(self.engine, self._lock)
+        self._pages_checked = False
+        if create:  # a command that writes runs: a corrupt file is refused before anything
+            self._check_pages()
 
     @property
     def path(self) -> Path | None:
@@ -104,40 +92,97 @@ class Store:
     @property
     def location(self) -> str:
         """Where the records are, for messages: the file, or the URL without its password."""
-        return str(self.path) if self.path is not None else _safe(self.url)
+        return str(self.path) if self.path is not None else safe_url(self.url)
 
     def close(self) -> None:
+        self.leases.release_all()
         self.engine.dispose()
 
     # --- writing -------------------------------------------------------------------------
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
+    @contextlib.contextmanager
+    def _faults(self, run_id: str | None = None) -> Iterator[None]:
+        """A database fault as one line naming the database and the cause (an integrity
+        error is a bug, and stays one)."""
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            kept = f"; what is stored is kept (--resume {run_id} once fixed)" if run_id else ""
+            raise StoreError(f"database {self.location}: {first_line(exc)}{kept}") from None
+
+    @contextlib.contextmanager
+    def _write(self, run_id: str | None = None, status: str | None = None) -> Iterator[Session]:
+        """One write transaction; of run ``run_id``, only by the process holding its lease
+        (checked as the transaction's first statement)."""
+        with self._faults(run_id), self._lock, self.session() as s:
+            if run_id is not None:
+                self.leases.check(s, run_id, status)
+            yield s
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._faults(), self.session() as s:
+            yield s
+
     def create_run(self, **fields: Any) -> Run:
+        """A new run, leased to this process in the same transaction."""
         run = Run(id=fields.pop("id", None) or new_run_id(), **fields)
-        return self.add(run)
+        self._check_pages()
+        held = self.leases.row(run.id)
+        with self._write() as s:
+            s.add(run)
+            s.flush()  # the run before its lease (a foreign key)
+            s.add(held)
+            s.commit()
+            s.refresh(run)
+        self.leases.hold(run.id, held.token)
+        with self._faults(run.id):
+            self.leases.sweep()  # what dead runs of this machine left in scratch
+        return run
 
     def add(self, obj: _Row) -> _Row:
-        with self._lock, self.session() as s:
+        with self._write() as s:
             s.add(obj)
             s.commit()
             s.refresh(obj)
             return obj
 
     def add_all(self, objs: list[Any]) -> None:
-        with self._lock, self.session() as s:
+        with self._write() as s:
             s.add_all(objs)
             s.commit()
 
+    def claim(self, run_id: str) -> None:
+        """Hold run ``run_id``'s lease (a no-op if held): a live holder elsewhere is one line
+        naming it (exit 2); a dead one's lease is taken over and its scratch removed."""
+        with self._faults(run_id):
+            if run_id not in self.leases.held:
+                self._check_pages()
+            self.leases.take(run_id)
+
+    def _check_pages(self) -> None:
+        """Once per store, before it first writes a run: a corrupt file is refused."""
+        if not self._pages_checked:
+            with self._faults():
+                schema.check_pages(self.engine, self.location)
+            self._pages_checked = True
+
     def update_run(self, run_id: str, **fields: Any) -> Run:
-        with self._lock, self.session() as s:
+        """Change run ``run_id``; the first change by a process takes the run's lease (a live
+        holder elsewhere: one line, exit 2), a status other than running gives it up."""
+        self.claim(run_id)
+        with self._write(run_id, fields.get("status")) as s:
             self._update_run(s, run_id, fields)
             s.commit()
             return _existing(s, Run, run_id)
 
     def issue_tasks(self, tasks: list[TaskRecord], run_id: str, run_fields: dict[str, Any]) -> None:
         """New tasks and the strategy state right after issuing them, in one transaction."""
-        with self._lock, self.session() as s:
+        with self._write(run_id) as s:
             s.add_all(tasks)
             self._update_run(s, run_id, run_fields)
             s.commit()
@@ -153,7 +198,7 @@ class Store:
         with its static verdicts, its task pointed at it, and the run's LLM calls stored under
         ``call_keys`` (the requests that produced it, stored before it had an id) linked to it.
         """
-        with self._lock, self.session() as s:
+        with self._write(program.run_id) as s:
             s.add(program)
             s.flush()
             program_id = stored_id(program)
@@ -189,8 +234,9 @@ class Store:
     ) -> None:
         """One transaction: the program's final status, its evaluation and verdicts, its task
         marked done, and the run's counters and strategy state; a crash keeps all or none."""
-        with self._lock, self.session() as s:
+        with self._write() as s:
             prog = _existing(s, Program, program_id)
+            self.leases.check(s, prog.run_id)  # the transaction's first write
             for k, v in fields.items():
                 setattr(prog, k, v)
             s.add(prog)
@@ -213,7 +259,7 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
-        with self.session() as s:
+        with self._read() as s:
             run = s.get(Run, run_id)
             if run is None:
                 matches = s.exec(select(Run).where(col(Run.id).startswith(run_id))).all()
@@ -231,28 +277,28 @@ class Store:
             return run
 
     def runs(self, env: str | None = None) -> list[Run]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(Run)
             if env:
                 q = q.where(Run.env == env)
             return list(s.exec(q.order_by(col(Run.created_at))).all())
 
     def get_program(self, program_id: int) -> Program:
-        with self.session() as s:
+        with self._read() as s:
             prog = s.get(Program, program_id)
             if prog is None:
                 raise UserError(f"no program {program_id}")
             return prog
 
     def programs(self, run_id: str, status: str | None = None) -> list[Program]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(Program).where(Program.run_id == run_id)
             if status:
                 q = q.where(Program.status == status)
             return list(s.exec(q.order_by(col(Program.id))).all())
 
     def evaluation(self, program_id: int, kind: str = "full") -> Evaluation | None:
-        with self.session() as s:
+        with self._read() as s:
             return s.exec(
                 select(Evaluation).where(
                     Evaluation.program_id == program_id, Evaluation.kind == kind
@@ -260,12 +306,12 @@ class Store:
             ).first()
 
     def evaluations(self, run_id: str) -> list[Evaluation]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(Evaluation).where(Evaluation.run_id == run_id).order_by(col(Evaluation.id))
             return list(s.exec(q).all())
 
     def verdicts(self, program_id: int) -> list[VerdictRecord]:
-        with self.session() as s:
+        with self._read() as s:
             q = (
                 select(VerdictRecord)
                 .where(VerdictRecord.program_id == program_id)
@@ -274,7 +320,7 @@ class Store:
             return list(s.exec(q).all())
 
     def llm_calls(self, run_id: str) -> list[LLMCallRecord]:
-        with self.session() as s:
+        with self._read() as s:
             q = (
                 select(LLMCallRecord)
                 .where(LLMCallRecord.run_id == run_id)
@@ -284,31 +330,37 @@ class Store:
 
     def call_keys(self, run_id: str) -> set[str]:
         """The request keys the run's LLM calls were stored under."""
-        with self.session() as s:
+        with self._read() as s:
             q = select(LLMCallRecord.request_key).where(LLMCallRecord.run_id == run_id)
             return set(s.exec(q.distinct()).all())
 
     def tasks(self, run_id: str, state: str | None = None) -> list[TaskRecord]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(TaskRecord).where(TaskRecord.run_id == run_id)
             if state:
                 q = q.where(TaskRecord.state == state)
             return list(s.exec(q.order_by(col(TaskRecord.seq))).all())
 
     def attempts(self, run_id: str) -> list[Attempt]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(Attempt).where(Attempt.run_id == run_id).order_by(col(Attempt.id))
             return list(s.exec(q).all())
 
     def verifications(self, run_id: str | None = None) -> list[Verification]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(Verification)
             if run_id:
                 q = q.where(Verification.run_id == run_id)
             return list(s.exec(q.order_by(col(Verification.id))).all())
 
+    def abandoned_runs(self) -> set[str]:
+        """Runs marked running whose process is gone (killed, or its machine's heartbeat
+        stopped): shown as interrupted, and resumable."""
+        with self._read() as s:
+            return lease.abandoned(s, self.leases.me)
+
     def run_cost(self, run_id: str) -> float:
-        with self.session() as s:
+        with self._read() as s:
             total = s.exec(
                 select(func.coalesce(func.sum(LLMCallRecord.cost_usd), 0.0)).where(
                     LLMCallRecord.run_id == run_id
@@ -327,16 +379,3 @@ def _existing(s: Session, model: type[_Row], key: Any) -> _Row:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url

@@ -1,5 +1,6 @@
 """The store's tables (sqlmodel): runs, programs, tasks, evaluations, guard verdicts, attempts,
-verifications and LLM calls. ``progressbench.store.database`` holds the Store that writes them.
+verifications, LLM calls and run leases. ``progressbench.store.database`` holds the Store that
+writes them; a change here needs a migration in ``progressbench.store.migrations``.
 """
 
 from __future__ import annotations
@@ -214,3 +215,24 @@ class LLMCallRecord(SQLModel, table=True):
     cost_usd: float = 0.0
     latency_s: float = 0.0
     error: str = Field(default="", sa_column=Column(SAText))
+
+
+class RunLease(SQLModel, table=True):
+    """The one process running a run (``progressbench.store.lease``): taken when the run
+    starts or resumes, renewed by a heartbeat, removed when the run stops; a row whose holder
+    is dead is stale and the next process takes it over."""
+
+    __tablename__ = "run_lease"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    # Changes with every holder: a write that names an old token was overtaken.
+    token: str
+    host: str
+    pid: int
+    # Boot id and pid namespace: where ``pid`` means the same process as here.
+    node: str
+    # The holder's start time (/proc/PID/stat): a pid reused by another process is not it.
+    pid_started: str = ""
+    since_s: float
+    heartbeat_s: float
+    # The holder's scratch folders, removed by whoever takes the lease over from a dead holder.
+    scratch_json: str = Field(default="[]", sa_column=Column(SAText))

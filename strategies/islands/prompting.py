@@ -35,22 +35,14 @@ def _parent_fields(ctx: StrategyContext, task_description: str, parent: ProgramV
     }
 
 
-def _inspirations(ctx: StrategyContext, programs: list[ProgramView]) -> str:
+def _inspirations(ctx: StrategyContext, parent: ProgramView, programs: list[ProgramView]) -> str:
     # The core's inspiration template, so one override restyles both prompting modes.
-    block = _template("inspiration", ctx, own=False)
-    body = "".join(
-        block.substitute(
-            n=i + 1,
-            score=prompts.score_text(p),
-            metrics=prompts.format_metrics(p.metrics),
-            code=p.code,
-        )
-        for i, p in enumerate(programs)
-    )
+    body = prompts.inspirations_text(parent, programs, ctx.prompt_dir, ctx.env or None)
     return f"\n# Other programs on this island, for inspiration\n{body}" if body else ""
 
 
 def _errors(errors: list[str]) -> str:
+    errors = prompts.model_errors(errors)
     if not errors:
         return ""
     listed = "\n".join(f"- {e}" for e in errors)
@@ -68,7 +60,7 @@ def idea_prompt(
     system = _template("idea_system", ctx).substitute()
     user = _template("idea", ctx).substitute(
         _parent_fields(ctx, task_description, parent),
-        inspirations=_inspirations(ctx, inspirations),
+        inspirations=_inspirations(ctx, parent, inspirations),
         tried=tried,
     )
     return system, user

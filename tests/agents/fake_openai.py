@@ -8,12 +8,14 @@ answers 503 and after ``lifetime_s`` seconds it shuts down.
     with FakeOpenAI([fault(429, headers={"Retry-After": "0"}), ok(EDIT)]) as server:
         server.api_base   # "http://127.0.0.1:PORT/v1"
         server.requests   # the JSON bodies received, in order
+        server.keys       # the API key (Authorization: Bearer ...) of each, in order
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,10 +26,16 @@ class Answer:
     status: int = 200
     body: bytes | str = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before answering (a server that hangs: a process killed mid-call).
+    delay_s: float = 0.0
 
 
 def ok(text: str, prompt_tokens: int = 11, completion_tokens: int = 7) -> Answer:
     return Answer(body=json.dumps(_completion([_choice(text)], prompt_tokens, completion_tokens)))
+
+
+def hang(seconds: float = 60) -> Answer:
+    return Answer(status=503, body=json.dumps({"error": {"message": "hung"}}), delay_s=seconds)
 
 
 def empty_choices() -> Answer:
@@ -75,6 +83,7 @@ class FakeOpenAI:
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
         self.requests: list[dict[str, Any]] = []
+        self.keys: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -105,9 +114,10 @@ class FakeOpenAI:
             self._server.shutdown()
         self._server.server_close()
 
-    def _next(self, body: dict[str, Any]) -> Answer:
+    def _next(self, body: dict[str, Any], key: str) -> Answer:
         with self._lock:
             self.requests.append(body)
+            self.keys.append(key)
             n = len(self.requests)
             if n > self.max_requests:
                 return fault(503, f"the fake server's limit of {self.max_requests} requests")
@@ -127,7 +137,10 @@ class FakeOpenAI:
                 if not self.path.endswith("/chat/completions"):
                     answer = fault(404, f"no route {self.path}")
                 else:
-                    answer = server._next(body)
+                    auth = self.headers.get("Authorization") or ""
+                    answer = server._next(body, auth.removeprefix("Bearer "))
+                if answer.delay_s:
+                    time.sleep(answer.delay_s)
                 data = answer.body if isinstance(answer.body, bytes) else answer.body.encode()
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json")

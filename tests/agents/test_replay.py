@@ -76,3 +76,29 @@ def test_replay_of_a_missing_response_is_a_recorded_failure(db):
 def test_replay_needs_a_run(db):
     res = pb("run", "--agent", "replay", "--db", str(db))
     assert res.returncode == 2 and "replay:RUN_ID" in res.stderr
+
+
+def by_task(db, rid):
+    """Each task's program (task order: program ids follow the order proposals finish)."""
+    return query(
+        db,
+        "select t.seq, p.code_hash, p.status, p.score, p.generation, p.mode from task t "
+        "join program p on p.id = t.program_id where t.run_id=? order by t.seq",
+        rid,
+    )
+
+
+def test_replay_of_a_two_worker_run_is_exact_with_one_or_two_workers(db):
+    common = ["--strategy", "greedy", "--budget", "12", "--seed", "5", "--db", str(db)]
+    assert pb("run", *common, "--workers", "2").returncode == 0
+    (source,) = query(db, "select id from run")[0]
+    for workers in ("1", "2"):
+        res = pb("run", *common, "--workers", workers, "--agent", f"replay:{source}")
+        assert res.returncode == 0, res.stderr
+    copies = [r for (r,) in query(db, "select id from run where id != ? order by rowid", source)]
+    assert len(copies) == 2
+    for copy in copies:
+        assert by_task(db, copy) == by_task(db, source)
+        assert query(db, "select count(*) from program where run_id=? and error != ''", copy) == [
+            (0,)
+        ]

@@ -71,7 +71,9 @@ from progressbench import plugins
 from progressbench.run import edits
 from progressbench.run.config import RunConfig
 from progressbench.run.loop import RunLoop
+from progressbench.run.rows import STORED_TEXT_CHARS
 from progressbench.sandbox.filesystem import home_dirs
+from progressbench.sandbox.uids import DEFAULT_UID_BASE, MAX_SANDBOX_UID
 from progressbench.store.database import LLMCallRecord, Store
 from progressbench_plugins.guards.static import StaticGuard
 
@@ -335,6 +337,7 @@ class Campaign:
             "n_cases": len(cases),
             "integrity": integrity,
             "leaked": SECRET in dump,
+            "ipc_left": sandbox_ipc(),
         }
 
 
@@ -363,6 +366,19 @@ def matches(expect: Expectation, result: Result) -> bool:
     return True
 
 
+def sandbox_ipc() -> list[str]:
+    """SysV IPC objects (shared memory, semaphores, queues) that a sandbox uid created and
+    the host can still see: each candidate's die with its own IPC namespace."""
+    left = []
+    for table in ("shm", "sem", "msg"):
+        lines = Path(f"/proc/sysvipc/{table}").read_text().splitlines()
+        column = lines[0].split().index("cuid")
+        for row in lines[1:]:
+            if DEFAULT_UID_BASE <= int(row.split()[column]) <= MAX_SANDBOX_UID:
+                left.append(f"{table}: {row}")
+    return left
+
+
 def survivors(stdout: str) -> list[int]:
     """Processes a program reported (``pid=N`` lines) that still run."""
     pids = [int(p) for p in re.findall(r"^pid=(\d+)$", stdout, re.M)]
@@ -375,6 +391,8 @@ def check_pipeline(campaign: Campaign, case: Case) -> None:
     assert group["run"].status == "finished" and group["run"].n_children == group["n_cases"]
     assert group["integrity"] == "ok"
     assert not group["leaked"], "the platform's secret reached the database"
+    assert group["ipc_left"] == [], "a candidate's SysV IPC outlived it"
+    assert len(result.error) <= STORED_TEXT_CHARS, "a candidate's text was stored whole"
     got = {
         "status": result.status,
         "error": result.error[-700:],

@@ -3,6 +3,8 @@ flags over file values."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from progressbench.errors import UserError
@@ -126,3 +128,117 @@ def test_flags_override_the_file_and_unset_flags_do_not(tmp_path):
     assert (config.budget, config.strategy, config.seed, config.workers) == (12, "greedy", 5, 2)
     with pytest.raises(UserError, match="invalid config: budget"):
         build_config(read_config_file(path), {"budget": 0})
+
+
+# --- agents as tables, per-agent settings, secrets ---------------------------------------
+def test_agent_tables_become_specs_weights_and_settings(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'agents = ["offline", {model = "openai/a", weight = 2, api_base = "http://h:1/v1", '
+        'api_key_env = "A_KEY", input_cost_per_token = 1e-6, output_cost_per_token = 2e-6}]\n'
+    )
+    config = build_config(read_config_file(path), {})
+    assert config.agents == ["offline", "openai/a"] and config.agent_weights == [1.0, 2.0]
+    own = config.agent_settings["openai/a"]
+    assert own.api_base == "http://h:1/v1" and own.api_key_env == "A_KEY"
+    # A stored config has one shape: validating it again changes nothing.
+    assert validate_config(config.model_dump()) == config
+    # Agents named by flags keep the file's settings for them, not its weights.
+    flagged = build_config(read_config_file(path), {"agents": ["openai/a"]})
+    assert flagged.agent_weights == [] and "openai/a" in flagged.agent_settings
+
+
+@pytest.mark.parametrize(
+    ("agents", "expected"),
+    [
+        ([{"weight": 2}], "each [[agents]] table needs a model"),
+        (["m", {"model": "m"}], "'m' is listed twice"),
+        ([{"model": "m", "api_key": "k", "api_key_env": "K"}], "not both"),
+        ([{"model": "m", "input_cost_per_token": 1e-6}], "give both input_cost_per_token"),
+        ([{"model": "m", "api_key_env": "not a name"}], "api_key_env"),
+        ([{"model": "m", "temprature": 1}], "agent_settings.m.temprature: unknown setting"),
+    ],
+)
+def test_bad_agent_tables_are_one_line(agents, expected):
+    assert expected in error_of({"agents": agents})
+
+
+def test_an_api_key_is_never_in_the_stored_config():
+    config = validate_config(
+        {
+            "agents": [{"model": "openai/a", "api_key": "sk-one"}],
+            "agent_options": {"extra": {"api_key": "sk-two"}},
+        }
+    )
+    stored = config.model_dump_json()
+    assert "sk-one" not in stored and "sk-two" not in stored and "**********" in stored
+    assert config.redacted_keys() == []
+    # What a resume reads back names the keys it must be given again.
+    again = validate_config(json.loads(stored))
+    assert again.redacted_keys() == ["openai/a", "agent_options"]
+    # In memory the keys are there, for the agents.
+    from progressbench.run.agents import options_for
+
+    assert options_for("openai/a", config).extra["api_key"].get_secret_value() == "sk-one"
+
+
+def test_the_run_s_api_base_is_the_default_of_agents_without_their_own():
+    from progressbench.run.agents import options_for
+
+    config = validate_config(
+        {
+            "agents": ["openai/a", {"model": "openai/b", "api_base": "http://b/v1"}],
+            "api_base": "http://all/v1",
+            "agent_options": {"extra": {"api_base": "http://old/v1"}},
+        }
+    )
+    assert options_for("openai/a", config).extra["api_base"] == "http://all/v1"
+    assert options_for("openai/b", config).extra["api_base"] == "http://b/v1"
+
+
+# --- prompt templates ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("where", "text", "expected"),
+    [
+        ("edit.txt", "$task $nonsense", "edit.txt: unknown placeholder $nonsense"),
+        ("circle-packing/fix.txt", "${idea} $ nope", "fix.txt: a $ that is no placeholder"),
+        ("idea.txt", "$tried $errors", "idea.txt: unknown placeholder $errors"),
+    ],
+)
+def test_a_bad_prompt_template_stops_before_the_run(tmp_path, where, text, expected):
+    from conftest import pb, query
+
+    folder = tmp_path / "prompts"
+    (folder / "circle-packing").mkdir(parents=True)
+    (folder / where).write_text(text)
+    db = tmp_path / "pb.db"
+    res = pb("run", "--prompts", str(folder), "--budget", "1", "--db", str(db))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert expected in line and str(folder) in line
+    assert not db.exists() or query(db, "select count(*) from run") == [(0,)]
+
+
+def test_a_prompt_template_with_known_placeholders_runs(tmp_path):
+    from conftest import pb
+
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "inspiration.txt").write_text("## $n ($score)\n$code\n")
+    (folder / "notes.txt").write_text("$anything: not a template name, left alone")
+    res = pb("run", "--prompts", str(folder), "--budget", "2", "--db", str(tmp_path / "pb.db"))
+    assert res.returncode == 0, res.stderr
+
+
+def test_every_toml_example_in_the_agent_docs_is_a_valid_config():
+    import re
+    import tomllib
+
+    from conftest import REPO
+
+    text = (REPO / "docs" / "agents.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        config = validate_config(tomllib.loads(block))
+        assert config.agents and set(config.agent_settings) <= set(config.agents)

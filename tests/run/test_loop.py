@@ -17,7 +17,6 @@ from progressbench.run import rows
 from progressbench.run.agents import AgentPool
 from progressbench.run.config import RunConfig
 from progressbench.run.loop import RunLoop
-from progressbench.run.stages import ENV_ERROR_LIMIT
 from progressbench.run.session import (
     AgentSession,
     CostCapReached,
@@ -26,10 +25,13 @@ from progressbench.run.session import (
     ProgramViews,
     StopFlag,
 )
+from progressbench.run.stages import ENV_ERROR_LIMIT
 from progressbench.store import Program, Store
 from progressbench_plugins.agents.offline import OfflineAgent
 
-MISSING = "import nonexistent_module_for_the_loop_test"
+# A name json lacks: an import the static guard allows (circle-packing declares its modules)
+# that fails only when it runs.
+MISSING = "from json import nonexistent_module_for_the_loop_test"
 # What the agent answers to the n-th request of a task, by script (the agent's ARG); the last
 # entry repeats.
 SCRIPTS = {
@@ -42,7 +44,7 @@ SCRIPTS = {
 
 class Scripted(Agent):
     """Replies by script: a valid edit (the offline agent's), a reply with no edits (an edit
-    failure), or a whole program importing a module that does not exist (a smoke failure).
+    failure), or a whole program importing a name that does not exist (a smoke failure).
     Every call costs ``COST``; every request is kept in ``requests``."""
 
     name = "loop-test"
@@ -194,13 +196,15 @@ def test_a_task_the_cap_interrupts_stays_issued_and_a_resume_links_its_earlier_c
     earlier = store.llm_calls(run.id)
     assert [c.request_key for c in earlier] == ["1:edit:1", "1:fix:2"]
     assert all(c.program_id is None for c in earlier)
-    # Resumed without a cap, the task is redone; its program owns the calls of both sessions.
+    # Resumed without a cap, the task is redone: the stored replies are reused, not asked
+    # again, and its program owns the calls of both sessions.
     _, run = execute(store, config("ok", budget=1, n_fast=3), run=store.get_run(run.id))
     (child,) = children(store, run.id)
-    assert run.status == "finished" and child.status == "valid"
+    assert run.status == "finished" and child.status == "valid" and child.retries == 2
     calls = store.llm_calls(run.id)
-    assert sorted(c.request_key for c in calls) == ["1:edit:1", "1:edit:1", "1:fix:2"]
+    assert [c.request_key for c in calls] == ["1:edit:1", "1:fix:2", "1:fix:3"]
     assert {c.program_id for c in calls} == {child.id}
+    assert [a.attempt for a in store.attempts(run.id)] == [0, 1]
 
 
 def test_an_agent_that_raises_becomes_a_recorded_failure(tmp_path, scripted):
@@ -208,7 +212,8 @@ def test_an_agent_that_raises_becomes_a_recorded_failure(tmp_path, scripted):
     _, run = execute(store, config("raise", budget=1, n_fast=1))
     (child,) = children(store, run.id)
     assert child.status == "failed" and run.status == "finished"
-    assert [a.stage for a in store.attempts(run.id)] == ["agent", "agent"]
+    # A failed call is not the program's fault: no fix prompt is sent for it.
+    assert [a.stage for a in store.attempts(run.id)] == ["agent"]
     assert "agent loop-test:raise failed: the scripted agent broke" in child.error
 
 
@@ -347,4 +352,6 @@ def test_an_environment_that_raises_in_assess_stops_the_run_naming_its_plugin(tm
     children = [p for p in store.programs(run.id) if p.id != run.reference_id]
     judged = [p for p in children if p.status != "pending"]
     assert [p.status for p in judged] == ["env-error"] * ENV_ERROR_LIMIT
+    # Not the candidate's fault: kept out of fix prompts and "recent failures".
+    assert all(p.error.startswith("infra: environment 'assess-raises-test'") for p in judged)
     assert sum("environment error" in line for line in said) == ENV_ERROR_LIMIT

@@ -177,6 +177,18 @@ def test_a_probe_mismatch_is_invalid_with_both_numbers(nanogpt: Any) -> None:
     assert "2.01000" in a.reason and "2.31000" in a.reason
 
 
+def test_validation_far_below_the_probe_is_invalid_with_both_numbers(nanogpt: Any) -> None:
+    raw, verified = run_result([10, 20], [2.0, 1.4])
+    last = verified["checkpoints"][-1]
+    last.update(probe_loss=1.41, probe_gap=0.01, probe_gap_limit=0.05)
+    assert nanogpt.assess(raw, verified, "tiny").valid  # within the sampling noise
+    last.update(val_loss=0.6, probe_gap=0.81)
+    a = nanogpt.assess(raw, verified, "tiny")
+    assert not a.valid and "fitted to the validation tokens" in a.reason
+    assert "0.6000" in a.reason and "1.4100" in a.reason and "0.810 > 0.050" in a.reason
+    assert a.metrics["val_loss"] == 0.6 and a.metrics["verified_probe_loss"] == 1.41
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [

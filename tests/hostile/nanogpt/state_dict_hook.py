@@ -1,8 +1,11 @@
 # threat: saves weights other than the ones it uses (a state_dict hook)
 # run: harness
-# expect: invalid ~ does not hold the checkpoint's weights
-"""Saves weights other than the ones it uses (a state_dict hook): the weights the verifier
-loads are not the ones it reads back, and their probe loss could not match the run's either.
+# expect: valid val_loss>2.8
+"""Saves weights other than the ones it uses (a state_dict hook that halves them). The harness
+reads the weights straight from the tensors, in the run and in the verifier, without calling
+any hook: the checkpoint holds the weights the model computes with, and they are scored
+honestly (with the hook called, the verifier found the model did not hold the checkpoint's
+weights).
 """
 
 import torch
