@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from progressbench import parse_program
+
 FORBIDDEN_MODULES = {
     "gc", "inspect", "ctypes", "importlib", "subprocess", "multiprocessing", "socket",
     "threading", "_thread", "signal", "builtins", "pickle", "marshal", "types", "code",
@@ -208,7 +210,7 @@ class _Scanner(ast.NodeVisitor):
 def scan(source: str) -> list[Finding]:
     """Every finding in ``source`` (a syntax error is one finding too)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_program(source)  # under the core's lock: scans run in threads
     except SyntaxError as exc:
         return [Finding("syntax", exc.lineno or 0, f"syntax error: {exc.msg}")]
     scanner = _Scanner()

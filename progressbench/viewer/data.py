@@ -191,17 +191,17 @@ def telemetry_text(store: Store, env: Any, program_id: int) -> str:
 def program_rows(store: Store, run_id: str) -> list[ProgramRow]:
     query = (
         select(
-            Program.id,
-            Program.parent_ids_json,
-            Program.status,
-            Program.score,
-            Program.metric,
-            Program.is_reference,
-            Program.island,
-            Program.generation,
-            Program.mode,
-            func.substr(Program.idea, 1, IDEA_CHARS),
-            func.substr(Program.error, 1, ERROR_CHARS),
+            col(Program.id),
+            col(Program.parent_ids_json),
+            col(Program.status),
+            col(Program.score),
+            col(Program.metric),
+            col(Program.is_reference),
+            col(Program.island),
+            col(Program.generation),
+            col(Program.mode),
+            func.substr(col(Program.idea), 1, IDEA_CHARS),
+            func.substr(col(Program.error), 1, ERROR_CHARS),
         )
         .where(col(Program.run_id) == run_id)
         .order_by(col(Program.id))
@@ -233,7 +233,7 @@ def curve(rows: list[ProgramRow], reference: ProgramRow | None) -> list[CurvePoi
     """The finished children in the order they were proposed, each with the best value so far
     (the reference's until a child beats it)."""
     best = reference if reference is not None and reference.score is not None else None
-    out = []
+    out: list[CurvePoint] = []
     for p in rows:
         if p.is_reference or p.status not in FINISHED:
             continue
@@ -307,7 +307,7 @@ def _better(a: ProgramRow, b: ProgramRow) -> bool:
 def frontier(store: Store, run_id: str, axes: tuple[str, str]) -> FrontierView:
     """Every valid program's (x, y) on the environment's frontier axes, and the Pareto front."""
     x, y = axes
-    query = select(Evaluation.program_id, Evaluation.metrics_json).where(
+    query = select(col(Evaluation.program_id), col(Evaluation.metrics_json)).where(
         col(Evaluation.run_id) == run_id,
         col(Evaluation.valid).is_(True),
         col(Evaluation.kind) == "full",

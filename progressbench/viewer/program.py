@@ -4,12 +4,13 @@ output), its code and its diff against its parent."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from progressbench.analysis.report import _env
 from progressbench.contracts.environment import format_score
 from progressbench.errors import UserError
 from progressbench.run.edits import unified_diff
-from progressbench.store import Evaluation, Program, Run, Store
+from progressbench.store import Evaluation, Program, Run, Store, stored_id
 from progressbench.viewer.data import telemetry_text
 from progressbench.viewer.html import diff, document, e, link, pre, program_href, run_href, table
 
@@ -72,7 +73,7 @@ def _outcome(store: Store, run: Run, program: Program, evaluation: Evaluation | 
                 rows = [[e(k), e(format_score(v))] for k, v in sorted(values.items())]
                 out.append(f"<h3>{title}</h3>" + table(["name", "value"], rows, "metrics"))
         env = _env(run)
-        text = telemetry_text(store, env, program.id) if env else ""
+        text = telemetry_text(store, env, stored_id(program)) if env else ""
         if not text and evaluation.telemetry:
             text = json.dumps(evaluation.telemetry, indent=2, default=str)
         if text:
@@ -80,7 +81,7 @@ def _outcome(store: Store, run: Run, program: Program, evaluation: Evaluation | 
     return "".join(out) + "</section>"
 
 
-def _features(evaluation: Evaluation) -> dict[str, object]:
+def _features(evaluation: Evaluation) -> dict[str, Any]:
     try:
         features = json.loads(evaluation.features_json or "{}")
     except ValueError:
@@ -111,7 +112,9 @@ def _diff(program: Program, parent: Program | None) -> str:
     if parent is None:
         return "<p>no parent: this is where the run started.</p>"
     text = unified_diff(parent.code, program.code)
-    head = f"<p>against program {link(program_href(parent.run_id, parent.id), parent.id)}</p>"
+    head = (
+        f"<p>against program {link(program_href(parent.run_id, stored_id(parent)), parent.id)}</p>"
+    )
     return head + (diff(text) if text else "<p>(identical to its parent)</p>")
 
 

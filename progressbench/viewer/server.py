@@ -204,8 +204,8 @@ class Server(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        host, port = str(self.server_address[0]), self.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{port}/"
         return base + (f"?token={self.viewer.token}" if self.viewer.token else "")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from html import escape
+from typing import TypeGuard
 
 from progressbench.contracts.environment import format_score
 from progressbench.viewer.data import CurvePoint, FrontierView, GridView, ProgramRow
@@ -93,7 +94,7 @@ def _open(svg_id: str, label: str, **data: object) -> str:
     )
 
 
-def _finite(value: float | None) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 
