@@ -32,7 +32,7 @@ COLUMNS = [
 ]
 
 
-def _objective(run: Run) -> Objective | None:
+def run_objective(run: Run) -> Objective | None:
     """The objective stored with the run; older runs ask the environment plugin."""
     if run.objective_json and run.objective_json != "{}":
         return Objective.model_validate_json(run.objective_json)
@@ -65,7 +65,7 @@ def rows(
         groups.setdefault((run.env, run.variant), []).append(run)
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (env_name, variant), runs in sorted(groups.items()):
-        objective = _objective(runs[-1])
+        objective = run_objective(runs[-1])
         ranked = sorted(runs, key=lambda r: (r.best_score is None, -(r.best_score or 0.0)))
         table = []
         trust = plugins.trust_of(env_name)  # e.g. a task's "evaluator-in-sandbox"
@@ -116,7 +116,7 @@ def _row(rank: int, run: Run, objective: Objective | None, check: Any) -> dict[s
     }
 
 
-def _cell(key: str, value: Any) -> str:
+def format_cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if key in ("best", "delta", "record_gap"):
@@ -151,7 +151,7 @@ def render(groups: dict[tuple[str, str], list[dict[str, Any]]], fmt: str) -> str
         record = next((r["record"] for r in table if r["record"]), None)
         if record:
             head += f"; gap to record = distance to {record}'s result"
-        data = [[_cell(k, r[k]) for k, _ in COLUMNS] for r in table]
+        data = [[format_cell(k, r[k]) for k, _ in COLUMNS] for r in table]
         tablefmt = "github" if fmt == "markdown" else "simple"
         title = f"### {head}" if fmt == "markdown" else head
         text = tabulate(
@@ -168,7 +168,7 @@ def _html(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
         out.append(f"<h2>{html.escape(env)} ({html.escape(variant)})</h2><table border=1>")
         out.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS) + "</tr>")
         for r in table:
-            cells = "".join(f"<td>{html.escape(_cell(k, r[k]))}</td>" for k, _ in COLUMNS)
+            cells = "".join(f"<td>{html.escape(format_cell(k, r[k]))}</td>" for k, _ in COLUMNS)
             out.append(f"<tr>{cells}</tr>")
         out.append("</table>")
     return "\n".join(out)

@@ -16,7 +16,7 @@ from progressbench.errors import UserError
 from progressbench.store import DEFAULT_DB, Run, Store
 
 
-def _env(run: Run) -> Any | None:
+def run_environment(run: Run) -> Any | None:
     try:
         return plugins.get_environment(run.env)
     except UserError:  # e.g. a task folder since removed
@@ -66,7 +66,7 @@ RESUMABLE = ("interrupted", "failed", "stopped")
 
 def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -> str:
     run = store.get_run(run_id)
-    env = _env(run)
+    env = run_environment(run)
     metric = env.objective(run.variant).metric if env else "metric"
     status = shown_status(run, store.abandoned_runs())
     message = run.message or ("its process is gone" if status != run.status else "")

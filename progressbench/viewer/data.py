@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from progressbench.analysis.leaderboard import _objective
-from progressbench.analysis.report import _env, pareto_front
+from progressbench.analysis.leaderboard import run_objective
+from progressbench.analysis.report import pareto_front, run_environment
 from progressbench.contracts.environment import Objective
 from progressbench.store import Evaluation, Program, Run, Store
 
@@ -170,9 +170,9 @@ def load(store: Store, run_id: str) -> RunView:
     rows = program_rows(store, run.id)
     programs = {p.id: p for p in rows}
     reference = next((p for p in rows if p.is_reference), None)
-    view = RunView(run, _objective(run), programs, reference, curve(rows, reference))
+    view = RunView(run, run_objective(run), programs, reference, curve(rows, reference))
     view.islands, view.migrations = islands(run.strategy_state_json)
-    env = _env(run)
+    env = run_environment(run)
     view.grid = grid(view.islands, programs, env.features(run.variant) if env else [])
     if env is not None and env.frontier:
         view.frontier = frontier(store, run.id, env.frontier)

@@ -39,7 +39,7 @@ def leaderboard(store: Store) -> str:
         for r in rows:
             row = []
             for key, _ in lb.COLUMNS:
-                text = lb._cell(key, r[key])
+                text = lb.format_cell(key, r[key])
                 if key == "run":
                     row.append(link(run_href(r["run"]), text))
                 elif key == "verified" and r[key]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from progressbench.analysis.report import _env
+from progressbench.analysis.report import run_environment
 from progressbench.contracts.environment import format_score
 from progressbench.errors import UserError
 from progressbench.run.edits import unified_diff
@@ -72,7 +72,7 @@ def _outcome(store: Store, run: Run, program: Program, evaluation: Evaluation | 
             if values:
                 rows = [[e(k), e(format_score(v))] for k, v in sorted(values.items())]
                 out.append(f"<h3>{title}</h3>" + table(["name", "value"], rows, "metrics"))
-        env = _env(run)
+        env = run_environment(run)
         text = telemetry_text(store, env, stored_id(program)) if env else ""
         if not text and evaluation.telemetry:
             text = json.dumps(evaluation.telemetry, indent=2, default=str)
