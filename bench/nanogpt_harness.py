@@ -89,7 +89,7 @@ def harnessed(program: Path, steps: int, threads: int, scratch: Path) -> dict[st
     options = {
         "max_steps": steps,
         "time_budget_s": 3600,
-        "ckpt_every_s": 3600,
+        "ckpt_every_steps": 1_000_000,
         "threads": threads,
         "profile": False,
         "val_tokens": 4096,

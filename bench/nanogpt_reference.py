@@ -32,7 +32,9 @@ def main() -> None:
         row = {
             "seed": seed,
             "valid": a["valid"],
+            "cost_to_target_s": a["metrics"].get("cost_to_target_s"),
             "time_to_target_s": a["metrics"].get("time_to_target_s"),
+            "steps_to_target": a["metrics"].get("steps_to_target"),
             "val_loss": a["metrics"].get("val_loss"),
             "best_val_loss": a["metrics"].get("best_val_loss"),
             "tokens_per_s": tel.get("tokens_per_s"),
@@ -54,6 +56,11 @@ def main() -> None:
             {
                 "reached": f"{len(reached)}/{len(rows)}",
                 "median_time_to_target_s": statistics.median(reached) if reached else None,
+                "median_cost_to_target_s": statistics.median(
+                    r["cost_to_target_s"] for r in rows if r["cost_to_target_s"] is not None
+                )
+                if reached
+                else None,
                 "median_evaluation_s": statistics.median(r["evaluation_s"] for r in rows),
             }
         )

@@ -43,7 +43,7 @@ def one(
     # The profiler window opens a quarter into the budget: past the first steps, before the end.
     options = {
         "time_budget_s": seconds,
-        "ckpt_every_s": 3600,
+        "ckpt_every_steps": 1_000_000,
         "profile": profile,
         "threads": threads,
         "val_tokens": 4096,

@@ -141,6 +141,12 @@ def cli() -> None:
     help="folder of prompt template overrides (<env>/<name>.txt or <name>.txt)",
 )
 @click.option(
+    "--program", type=click.Path(), help="evolve this .py file or directory (main.py runs)"
+)
+@click.option(
+    "--whole-file", is_flag=True, default=None, help="with --program: agents edit all of it"
+)
+@click.option(
     "--resume",
     "resume",
     metavar="RUN_ID",
@@ -326,7 +332,10 @@ def verify(
 
     Records mean, spread and a one-sample t-test against the objective's target (nanogpt:
     mean val loss below the target with p < 0.01), and the comparison with the reference.
-    The leaderboard marks verified runs.
+    Where the environment names a cost (nanogpt), each re-run is paired with a reference
+    re-run on its seed, interleaved, and a paired test on the cost ratio says whether it is
+    faster (p < 0.01, with the ratio's CI). The leaderboard marks verified (and verified
+    faster) runs.
     """
     from progressbench.analysis.verify import verify_program
 

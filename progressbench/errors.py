@@ -11,6 +11,11 @@ class PluginError(UserError):
     """A plugin is broken or collides with another one."""
 
 
+class ReferenceInvalid(UserError):
+    """The program a run starts from is not valid here (a baseline, harness or task bug, or
+    the user's own program): the run never began, and a fresh one is not kept."""
+
+
 class RunFailed(UserError):
     """The run cannot go on (an agent that no request can reach): it is marked ``failed``
     with this message, and ``--resume`` continues it once the cause is fixed: exit code 1."""

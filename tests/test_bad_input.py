@@ -111,6 +111,7 @@ def test_corrupt_database_file(tmp_path):
     [
         (["--agent", ""], "--agent needs a value"),
         (["--agent", "  "], "--agent needs a value"),
+        (["--agent", "nosuch"], "agent 'nosuch': litellm knows no provider for model 'nosuch'"),
         (["--seed", "99999999999999999999999"], "seed"),
         (
             ["--prompts", "/nonexistent/prompts"],

@@ -14,7 +14,7 @@ NANOGPT_OWN = REPO / "tests" / "environments" / "nanogpt" / "nanogpt_data" / "sm
 # The tiny variant shrunk to seconds: bounded in steps, not time (see test_nanogpt_runs.py).
 NANOGPT_OPTIONS = {
     "max_steps": 20,
-    "ckpt_every_s": 0.2,
+    "ckpt_every_steps": 2,
     "profile_at_s": 0,
     "val_tokens": 4096,
     "probe_tokens": 2048,

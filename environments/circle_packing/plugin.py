@@ -1,13 +1,19 @@
 """circle-packing: 26 circles in the unit square, maximise the sum of radii.
 
 The program's ``run_packing()`` returns centres and radii; the harness never trusts any claim
-beyond those numbers: ``assess`` (in the platform process) re-checks containment and
-non-overlap itself and computes the sum.
+beyond those numbers. ``assess`` (in the platform process) certifies a packing in exact
+arithmetic (every float is a rational: ``Fraction(x)`` is exact) with tolerance 0: each circle
+is shrunk by the largest violation it takes part in, bounded from above (its whole excess
+over a wall; half of an overlap, the other circle taking the other half), which makes the
+packing exactly feasible, and the score is the exact sum of the shrunk radii, rounded down.
+A violation above ``REPAIR_LIMIT`` is a wrong packing, not rounding: it is refused with its
+reason. The record table is circles-square's n26 table (the same problem).
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,9 +29,13 @@ from progressbench import (
     hookimpl,
 )
 
+from ..open_math.circles import CirclesInSquare
+from ..open_math.exact import isqrt_bounds, outward
+
 N_CIRCLES = 26
-TOLERANCE = 1e-9
-RECORDS = {"AlphaEvolve": 2.63586, "ShinkaEvolve": 2.63598, "OpenEvolve": 2.63429}
+# The largest shrink of one circle that certification repairs: far above float rounding and
+# optimiser slack (1e-16 to 1e-7), far below any real geometric mistake (radii are ~0.1).
+REPAIR_LIMIT = Fraction(1, 10**6)
 
 
 class CirclePacking(Environment):
@@ -33,10 +43,12 @@ class CirclePacking(Environment):
     description: ClassVar[str] = (
         "Place 26 non-overlapping circles inside the unit square [0,1]x[0,1] so that the sum "
         "of their radii is as large as possible. run_packing() must return (centers, radii): "
-        "26 [x, y] pairs and 26 radii. The harness verifies containment and non-overlap "
-        f"(tolerance {TOLERANCE:g}); any violation makes the program invalid. Besides the "
-        "standard library, the program may import numpy and scipy (e.g. scipy.optimize for "
-        "continuous optimisation of centres and radii)."
+        "26 [x, y] pairs and 26 radii. The harness certifies the packing in exact arithmetic "
+        "at tolerance 0: a circle crossing a wall or overlapping another, by however little, "
+        "is shrunk by that amount (bounded from above), and the score is the exact sum of "
+        "the shrunk radii, never the sum you report. A violation above 1e-6 makes the program "
+        "invalid. Besides the standard library, the program may import numpy and scipy (e.g. "
+        "scipy.optimize for continuous optimisation of centres and radii)."
     )
     variants: ClassVar[dict[str, Variant]] = {
         "n26": Variant(name="n26", description="26 circles, unit square"),
@@ -46,7 +58,10 @@ class CirclePacking(Environment):
     packages: ClassVar[tuple[str, ...]] = ("numpy", "scipy")
 
     def objective(self, variant: str) -> Objective:
-        return Objective(metric="sum_radii", direction="maximize", records=RECORDS)
+        records = CirclesInSquare().objective("n26").records
+        return Objective(
+            metric="sum_radii", direction="maximize", unit="sum of radii", records=records
+        )
 
     def baseline(self, variant: str) -> str:
         return (resources.files(__package__) / "baseline.py").read_text()
@@ -86,29 +101,38 @@ class CirclePacking(Environment):
         problem = check_packing(raw)
         if problem:
             return Assessment(valid=False, reason=problem)
-        centers, radii = raw["centers"], raw["radii"]
-        total = math.fsum(radii)
-        mean = total / len(radii)
-        cv = (
-            math.sqrt(math.fsum((r - mean) ** 2 for r in radii) / len(radii)) / mean
-            if mean
-            else 0.0
-        )
+        centers = [(Fraction(x), Fraction(y)) for x, y in raw["centers"]]
+        claimed = [Fraction(r) for r in raw["radii"]]
+        radii = certified_radii(centers, claimed)
+        if isinstance(radii, str):
+            return Assessment(valid=False, reason=radii)
+        total = outward(sum(radii, Fraction(0)), up=False)
+        shrunk = sum(claimed, Fraction(0)) - sum(radii, Fraction(0))
+        r = [float(v) for v in radii]
+        mean = total / len(r)
+        cv = math.sqrt(math.fsum((v - mean) ** 2 for v in r) / len(r)) / mean if mean else 0.0
         touching = sum(
             1
-            for (x, y), r in zip(centers, radii, strict=True)
-            if min(x - r, y - r, 1 - x - r, 1 - y - r) < 1e-6
+            for (x, y), v in zip(centers, radii, strict=True)
+            if min(x - v, y - v, 1 - x - v, 1 - y - v) < Fraction(1, 10**6)
         )
         return Assessment(
             valid=True,
             score=total,
-            metrics={"sum_radii": total, "min_radius": min(radii), "max_radius": max(radii)},
-            features={"radius_cv": min(cv, 1.0), "edge_share": touching / len(radii)},
+            metrics={
+                "sum_radii": total,
+                "min_radius": min(r),
+                "max_radius": max(r),
+                # What certification took off the reported radii (0 for a feasible packing).
+                "repair": float(shrunk),
+            },
+            features={"radius_cv": min(cv, 1.0), "edge_share": touching / len(r)},
         )
 
 
 def check_packing(raw: dict[str, Any]) -> str | None:
-    """Why the reported packing is not a valid one, or None when it is."""
+    """Why the reported data is not a packing at all (shapes, types, finiteness, signs), or
+    None when it is one; geometry is ``certified_radii``'s."""
     centers, radii = raw.get("centers"), raw.get("radii")
     if not isinstance(centers, list) or not isinstance(radii, list):
         return "run_packing() must return (centers, radii) as sequences"
@@ -118,26 +142,55 @@ def check_packing(raw: dict[str, Any]) -> str | None:
         if not (isinstance(c, list) and len(c) == 2):
             return f"centre {i} is not an (x, y) pair"
         values = (c[0], c[1], r)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
             return f"circle {i} has a non-finite or non-numeric value"
-        x, y = c
         if r < 0:
             return f"circle {i} has a negative radius {r:g}"
-        if (
-            x - r < -TOLERANCE
-            or y - r < -TOLERANCE
-            or x + r > 1 + TOLERANCE
-            or y + r > 1 + TOLERANCE
-        ):
-            return f"circle {i} (x={x:.6g}, y={y:.6g}, r={r:.6g}) is not inside the unit square"
-    for i in range(N_CIRCLES):
-        xi, yi = centers[i]
-        for j in range(i + 1, N_CIRCLES):
-            xj, yj = centers[j]
-            gap = math.hypot(xi - xj, yi - yj) - (radii[i] + radii[j])
-            if gap < -TOLERANCE:
-                return f"circles {i} and {j} overlap by {-gap:.3g}"
     return None
+
+
+def certified_radii(
+    centers: list[tuple[Fraction, Fraction]], radii: list[Fraction]
+) -> list[Fraction] | str:
+    """The radii shrunk into an exactly feasible packing, or why the packing is refused.
+
+    Circle i shrinks by ``s_i``, the largest of its excess over each wall (exact) and half of
+    each overlap it is in, where an overlap ``ri + rj - d`` is bounded from above with a lower
+    bound of ``d`` (an integer square root, 2^-96 tight). Then every wall holds, and every
+    overlapping pair has ``ri' + rj' <= ri + rj - overlap <= d``; pairs that were disjoint
+    stay so, since radii only shrink."""
+    n = len(radii)
+    shrink, cause = [Fraction(0)] * n, [""] * n
+    for i, ((x, y), r) in enumerate(zip(centers, radii, strict=True)):
+        excess = max(r - x, r - y, x + r - 1, y + r - 1)
+        if excess > 0:
+            shrink[i] = excess
+            cause[i] = (
+                f"circle {i} (x={float(x):.6g}, y={float(y):.6g}, r={float(r):.6g}) is "
+                f"not inside the unit square (by {float(excess):.3g})"
+            )
+    for i in range(n):
+        (xi, yi), ri = centers[i], radii[i]
+        for j in range(i + 1, n):
+            (xj, yj), rj = centers[j], radii[j]
+            d2, reach = (xi - xj) ** 2 + (yi - yj) ** 2, ri + rj
+            if reach * reach <= d2:
+                continue
+            overlap = reach - isqrt_bounds(d2)[0]
+            for k in (i, j):
+                if overlap / 2 > shrink[k]:
+                    shrink[k] = overlap / 2
+                    cause[k] = f"circles {i} and {j} overlap by {float(overlap):.3g}"
+    worst = max(range(n), key=shrink.__getitem__)
+    if shrink[worst] > REPAIR_LIMIT:
+        return f"{cause[worst]}: more than {float(REPAIR_LIMIT):g} to repair"
+    for i in range(n):
+        if shrink[i] > radii[i]:
+            return f"{cause[i]}: more than the radius {float(radii[i]):.3g} to repair"
+    return [r - s for r, s in zip(radii, shrink, strict=True)]
 
 
 # --- registration ------------------------------------------------------------------------

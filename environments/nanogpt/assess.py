@@ -10,6 +10,7 @@ from typing import Any
 
 from progressbench import Assessment
 
+from . import machine
 from .config import BUDGET_SLACK, VARIANTS, VariantSpec
 
 # |torch loss - numpy float64 loss| on sampled tokens above this means the kernels were tampered
@@ -168,12 +169,14 @@ def _score(
     budget = min(float(raw.get("budget_s") or v.budget_s), v.budget_s)
     limit = budget * (1 + BUDGET_SLACK)
     checkpoints = verified["checkpoints"]
+    # The budget and the primary metric are in cost_s: the estimated unloaded training time
+    # on tiny (cost.py), the wall time on the speedrun.
     within = sorted(
-        (c for c in checkpoints if c["train_time_s"] <= limit and _finite(c.get("val_loss"))),
-        key=lambda c: c["train_time_s"],
+        (c for c in checkpoints if c["cost_s"] <= limit and _finite(c.get("val_loss"))),
+        key=lambda c: c["steps"],
     )
     if not within:
-        if all(c["train_time_s"] > limit for c in checkpoints):
+        if all(c["cost_s"] > limit for c in checkpoints):
             return _invalid(
                 f"no checkpoint within the training budget of {budget:g}s", telemetry=telemetry
             )
@@ -185,7 +188,9 @@ def _score(
     chosen = reached or best
     metrics: dict[str, float] = {
         "val_loss": chosen["val_loss"],
+        "train_cost_s": chosen["cost_s"],
         "train_time_s": chosen["train_time_s"],
+        "steps": float(chosen["steps"]),
         "best_val_loss": best["val_loss"],
         "final_val_loss": within[-1]["val_loss"],
         "tokens": float(chosen["tokens"]),
@@ -200,23 +205,25 @@ def _score(
         "warmup_s": float(raw.get("warmup_s", 0.0)),
     }
     if reached:
+        metrics["cost_to_target_s"] = reached["cost_s"]
         metrics["time_to_target_s"] = reached["train_time_s"]
+        metrics["steps_to_target"] = float(reached["steps"])
+        metrics["tokens_to_target"] = float(reached["tokens"])
     if v.entropy_floor is not None:
         metrics["entropy_floor"] = v.entropy_floor
         metrics["gap_to_floor"] = chosen["val_loss"] - v.entropy_floor
     if _finite(telemetry.get("mfu")):
         metrics["mfu"] = telemetry["mfu"]
-    # Reaching the target scores budget / time (>= ~1, faster is higher); not reaching it
+    # Reaching the target scores budget / cost (>= ~1, faster is higher); not reaching it
     # scores minus the distance left to the target (< 0), so any reaching run ranks above.
-    score = (
-        budget / max(reached["train_time_s"], 1e-3) if reached else -(best["val_loss"] - v.target)
-    )
+    score = budget / max(reached["cost_s"], 1e-3) if reached else -(best["val_loss"] - v.target)
     features = {
         "log10_params": math.log10(max(metrics["params"], 1.0)),
         "log10_tokens_per_s": math.log10(max(metrics["tokens_per_s"], 1.0)),
     }
     when = (
-        f"reached {v.target:g} at {reached['train_time_s']:.1f}s"
+        f"reached {v.target:g} at step {reached['steps']}, {reached['cost_s']:.1f}s "
+        f"(wall {reached['train_time_s']:.1f}s)"
         if reached
         else f"best {best['val_loss']:.4f} > target {v.target:g}"
     )
@@ -248,9 +255,10 @@ def _telemetry(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec) ->
     points = []
     for c in verified.get("checkpoints") or []:
         loss = c.get("val_loss", c.get("screen_loss"))
-        if _finite(loss):
-            points.append([c["train_time_s"], c["tokens"], loss])
+        if _finite(loss) and "steps" in c:
+            points.append([c["steps"], c["tokens"], loss])
     tel["val_curve"] = sorted(points)
+    _mfu(tel, raw, verified)
     tel.update(
         {
             "variant": v.name,
@@ -267,6 +275,24 @@ def _telemetry(raw: dict[str, Any], verified: dict[str, Any], v: VariantSpec) ->
     return tel
 
 
+def _mfu(tel: dict[str, Any], raw: dict[str, Any], verified: dict[str, Any]) -> None:
+    """MFU over the whole run's primary clock, against a peak that was not measured under this
+    run's load: the data sheet's (CUDA) or this machine's stored idle figure; else none."""
+    fpt = (tel.get("profile") or {}).get("flops_per_token")
+    checkpoints = [c for c in verified.get("checkpoints") or [] if "cost_s" in c]
+    if not (_finite(fpt) and checkpoints):
+        return
+    if not _finite(tel.get("peak_flops")):
+        stored = machine.load_peak(int(tel.get("threads") or 0))
+        if stored is None:
+            return
+        tel["peak_flops"], tel["peak_flops_source"] = stored
+    last = max(checkpoints, key=lambda c: c["steps"])
+    world = int(raw.get("world_size") or 1)
+    if last["cost_s"] > 0:
+        tel["mfu"] = fpt * last["tokens"] / last["cost_s"] / (tel["peak_flops"] * world)
+
+
 # --- text for prompts ------------------------------------------------------------------------
 def _si(x: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -275,14 +301,33 @@ def _si(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _curve(points: list[list[float]], n: int = 8) -> str:
+def _curve(points: list[list[float]], n: int = 8, unit: str = "s") -> str:
     if not points:
         return "-"
     step = max(1, math.ceil(len(points) / n))
     picked = points[::step]
     if picked[-1] is not points[-1]:
         picked.append(points[-1])
-    return " ".join(f"{p[2]:.3f}@{p[0]:.0f}s" for p in picked)
+    if unit == "step":
+        return " ".join(f"{p[2]:.3f}@step{p[0]:.0f}" for p in picked)
+    return " ".join(f"{p[2]:.3f}@{p[0]:.0f}{unit}" for p in picked)
+
+
+def _cost_line(tel: dict[str, Any]) -> str | None:
+    """The primary clock beside the wall clock, with the estimate's noise."""
+    c = tel.get("step_cost")
+    if not c or not c.get("steps"):
+        return None
+    wall = tel.get("train_time_s") or 0.0
+    noise = c.get("relative_noise")
+    noise_text = f" ± {100 * noise:.1f}%" if _finite(noise) else ""
+    load = f", {wall / c['cost_s']:.2f}x the estimate" if c.get("cost_s") else ""
+    return (
+        f"cost (estimated unloaded training time): {c['cost_s']:.1f}s{noise_text} over "
+        f"{c['steps']} steps, {c['cost_ms_per_step']:.1f} ms/step | wall {wall:.1f}s{load} | "
+        f"step time low quantile {c['step_ms_low']:.1f} ms (median {c['step_ms_median']:.1f}), "
+        f"speed probe {c['probe_ms_low']:.2f} ms against {c['probe_reference_ms']:.2f} idle"
+    )
 
 
 def format_telemetry(tel: dict[str, Any]) -> str:
@@ -295,11 +340,16 @@ def format_telemetry(tel: dict[str, Any]) -> str:
     if _finite(tel.get("mfu")):
         peak = f"{_si(tel['peak_flops'])}FLOP/s ({tel.get('peak_flops_source', '')})"
         head += f" | MFU {100 * tel['mfu']:.1f}% of {peak}"
+    elif (tel.get("profile") or {}).get("flops_per_token"):
+        head += " | MFU not shown (no peak measured on this machine while idle)"
     if tel.get("cpu_s") and tel.get("train_time_s"):
         head += f" | {tel['cpu_s'] / tel['train_time_s']:.2f} CPU cores busy"
     if tel.get("warmup_s"):
         head += f" | warm-up {tel['warmup_s']:.1f}s"
     lines.append(head)
+    cost_line = _cost_line(tel)
+    if cost_line:
+        lines.append(cost_line)
     sections = tel.get("sections") or {}
     if sections:
         parts = []
@@ -311,6 +361,11 @@ def format_telemetry(tel: dict[str, Any]) -> str:
     if profile.get("top"):
         ops = " | ".join(f"{op['name']} {100 * op['share']:.1f}%" for op in profile["top"][:6])
         lines.append(f"top {profile.get('kind', 'ops')} over {profile.get('steps')} steps: {ops}")
+        if profile.get("flops_per_token"):
+            lines.append(
+                f"FLOPs: {_si(profile['flops_per_token'])} per token "
+                f"({profile.get('flops_counted', '')})"
+            )
     memory = tel.get("memory") or {}
     if memory:
         peak_rss, start_rss = memory.get("peak_rss_mb", 0), memory.get("start_rss_mb", 0)
@@ -321,8 +376,8 @@ def format_telemetry(tel: dict[str, Any]) -> str:
         lines.append(mem)
     floor = f", entropy floor {tel['entropy_floor']:.3f}" if tel.get("entropy_floor") else ""
     lines.append(
-        f"val loss: {_curve(tel.get('val_curve') or [])} (target {tel.get('target')}{floor}; "
-        f"stop: {tel.get('stop_reason', '?')})"
+        f"val loss: {_curve(tel.get('val_curve') or [], unit='step')} (target "
+        f"{tel.get('target')}{floor}; stop: {tel.get('stop_reason', '?')})"
     )
-    lines.append(f"train loss: {_curve(tel.get('train_curve') or [])}")
+    lines.append(f"train loss (wall clock): {_curve(tel.get('train_curve') or [])}")
     return "\n".join(lines)

@@ -11,12 +11,14 @@ harness owns, and hands over only through ``h``:
   generates corpus, and during ``h.warmup()`` (compilation), up to a cap. No program code runs
   while it is paused: weights are read straight from the tensors (no hooks, no overridden
   methods), and the probe pass, which runs the program's forward, is charged to it;
-- the seed, the target and the budget: the stream ends when the training clock passes the
-  budget, or when the probe loss at a checkpoint says the target is reached.
+- the seed, the target and the budget: the stream ends when the budget is spent (the estimated
+  unloaded training time on tiny, ``cost.py``; training wall time on the speedrun), or when
+  the probe loss at a checkpoint says the target is reached.
 
-At every checkpoint (every ``ckpt_every_s`` of training) the harness saves the weights with a
-digest and scores them on the probe set; ``verify`` later recomputes both from the files,
-scores the validation set, and compares.
+At every checkpoint (every ``ckpt_every_steps`` steps, closer near the target: placed by step
+counts and probe losses, never by time) the harness saves the weights with a digest, scores
+them on the probe set and times its speed probe; ``verify`` later recomputes the losses from
+the files, scores the validation set, and compares.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from progressbench import load_program
 
-from . import data, integrity, losses, static, telemetry
+from . import cost, data, integrity, losses, static, telemetry
 from .config import RunSpec
 from .losses import ProgramError
 
@@ -197,13 +199,17 @@ class _Run:
         self.profiler = (
             telemetry.ProfileWindow(self.cuda, self.v.profile_steps) if spec.profile else None
         )
+        # CUDA: the data sheet's peak; a CPU's is measured once per machine (machine.py) and
+        # applied by assess, never one measured under this run's load.
         self.peak_flops, self.peak_source = (
-            telemetry.peak_flops(device) if spec.profile else (None, "")
+            telemetry.peak_flops(device) if spec.profile and self.cuda else (None, "")
         )
+        self.meter = cost.CostMeter()
+        self.speed_probe: cost.SpeedProbe | None = None
         self.model: torch.nn.Module | None = None
         self.tokens = 0
         self.fetches = 0
-        self.next_ckpt = spec.ckpt_every_s
+        self.next_ckpt = spec.ckpt_every_steps
         self.checkpoints: list[dict[str, Any]] = []
         self.stop_reason = ""
         self.in_warmup = False
@@ -249,6 +255,8 @@ class _Run:
             raise ProgramError(
                 "h.batches() is not available inside h.warmup(); use h.random_batch()"
             )
+        if not self.stop_reason:
+            self.meter.tick(self.clock.elapsed())
         if self.stop_reason or self._stop_before_fetch(batch_size * seq_len * self.world):
             return None
         self.sections.mark("data_start")
@@ -274,7 +282,7 @@ class _Run:
             with self.paused():
                 self.stream.refill(total)
         elapsed = self.clock.elapsed()
-        over, due = elapsed >= self.spec.budget_s, elapsed >= self.next_ckpt
+        over, due = self._over_budget(elapsed), self.fetches >= self.next_ckpt
         if self.world > 1:
             if self.fetches < self._next_sync:
                 over = due = False
@@ -285,29 +293,40 @@ class _Run:
             return True
         if due:
             self.checkpoint()
-            self.next_ckpt = self.clock.elapsed() + self._next_interval()
+            self.next_ckpt = self.fetches + self._next_interval()
             if (
                 self.spec.stop_at_target
                 and self.checkpoints[-1]["probe_loss"] <= self.v.target - STOP_MARGIN
             ):
                 self.stop_reason = "target"
                 return True
+        if self.speed_probe is not None and self.fetches % cost.PROBE_EVERY == 0:
+            with self.paused():
+                self.meter.probe(self.speed_probe.measure(1))
         self._profile_step(elapsed)
         return False
 
-    def _next_interval(self) -> float:
-        """Training seconds to the next checkpoint: the regular cadence, or half the time the
-        probe's recent slope says the target is away, whichever is shorter (not below the
-        minimum): the time to target is then resolved to about the minimum interval."""
-        interval = self.spec.ckpt_every_s
+    def _over_budget(self, elapsed: float) -> bool:
+        """The budget is in the primary clock's seconds; on tiny the wall clock has a cap too."""
+        if not self.v.cost_clock:
+            return elapsed >= self.spec.budget_s
+        return (
+            self.meter.running(elapsed) >= self.spec.budget_s
+            or elapsed >= self.spec.budget_s * self.v.wall_cap_factor
+        )
+
+    def _next_interval(self) -> int:
+        """Steps to the next checkpoint: the regular cadence, or half the steps the probe's
+        recent slope says the target is away, whichever is fewer (not below the minimum): the
+        steps to target are then resolved to about the minimum interval. Step counts and probe
+        losses only, so the placement is the same in every run of a program and seed."""
+        interval = self.spec.ckpt_every_steps
         if len(self.checkpoints) >= 2 and len(self.checkpoints) < MAX_CHECKPOINTS:
             a, b = self.checkpoints[-2], self.checkpoints[-1]
-            rate = (a["probe_loss"] - b["probe_loss"]) / max(
-                b["train_time_s"] - a["train_time_s"], 1e-6
-            )
+            rate = (a["probe_loss"] - b["probe_loss"]) / max(b["steps"] - a["steps"], 1)
             gap = b["probe_loss"] - (self.v.target - STOP_MARGIN)
             if rate > 0 and gap > 0:
-                interval = min(interval, max(self.spec.ckpt_min_s, 0.5 * gap / rate))
+                interval = min(interval, max(self.spec.ckpt_min_steps, int(0.5 * gap / rate)))
         return interval
 
     def _final_checkpoint_due(self) -> bool:
@@ -394,11 +413,13 @@ class _Run:
         assert self.model is not None
         with self.paused():
             self._integrity()
+            wall = self.clock.elapsed()
             record: dict[str, Any] = {
                 "index": len(self.checkpoints),
-                "train_time_s": round(self.clock.elapsed(), 4),
+                "train_time_s": round(wall, 4),
                 "tokens": self.tokens,
                 "steps": self.fetches,
+                "cost_s": round(self._cost_at(wall), 4),
             }
             if self.rank == 0 and not self.smoke:
                 state = integrity.plain_state(self.model)
@@ -424,6 +445,13 @@ class _Run:
                     "process (shared memory)"
                 )
             self.checkpoints.append(record)
+
+    def _cost_at(self, wall: float) -> float:
+        """The primary clock at a checkpoint: the calibrated estimate (timing the speed probe
+        here, off the clock, on the training's threads), or the wall time."""
+        if not self.v.cost_clock or self.speed_probe is None:
+            return wall
+        return self.meter.checkpoint(self.speed_probe.measure(), wall)
 
     def _integrity(self) -> None:
         if self._watch is not None:
@@ -559,9 +587,14 @@ class _Run:
                         f"build_model must return a torch.nn.Module, got {type(model).__name__}"
                     )
                 self.model = model.to(self.device)
+                if self.v.cost_clock and not self.smoke:
+                    self.speed_probe = cost.SpeedProbe(_now)
+                    self.meter.probe(self.speed_probe.measure())
                 self.clock.start()
                 self.sections.resume()
                 train(self.model, self.handle())
+                if len(self.meter.step_times) < self.fetches:  # the last batch's work ended
+                    self.meter.tick(self.clock.elapsed())
                 self.clock.pause()
                 self.sections.pause()
                 if self.profiler is not None and self.profiler.running:
@@ -595,14 +628,13 @@ class _Run:
             "cpu_s": round(self.clock.cpu_s, 4),
             "peak_flops": self.peak_flops,
             "peak_flops_source": self.peak_source,
+            "threads": torch.get_num_threads(),
+            "step_cost": self.meter.summary() if self.speed_probe is not None else None,
             "train_curve": telemetry.downsample(curve, LOSS_CURVE_POINTS),
             "probe_curve": [
                 [c["train_time_s"], c["tokens"], c["probe_loss"]] for c in self.checkpoints
             ],
         }
-        fpt = (self.profile_result or {}).get("flops_per_token")
-        if fpt and self.peak_flops:
-            tel["mfu"] = tel["tokens_per_s"] * fpt / (self.peak_flops * self.world)
         return {
             "ok": True,
             "variant": self.v.name,

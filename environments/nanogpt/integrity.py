@@ -6,9 +6,10 @@ Four mechanisms, each cheap enough to stay on for every evaluation:
   armed, refuses and records what a training script has no business doing: opening the
   harness's data files or writing its checkpoints, importing or reading the harness's own
   modules, inspecting frames or the garbage collector, tracing, ctypes, spawning processes,
-  loading native code from outside the installed packages. Every frame that is not the
-  harness's, the standard library's or an installed package's counts as the program's
-  (code compiled from strings, files the program wrote).
+  loading native code from outside the installed packages. Every frame that does not run
+  code of the harness, the standard library or an installed package counts as the program's
+  (code compiled from strings, files the program wrote, and code carrying such a file's name
+  that the file does not compile to: ``trusted_code``).
 - ``module_tensors``/``plain_state``: a model's weights read straight from the tensors, so
   that saving a checkpoint runs none of the program's code (hooks, overridden methods).
 - ``PatchWatch``: remembers which functions the harness relies on (the clock, torch, numpy,
@@ -23,12 +24,14 @@ state); it turns the direct routes into recorded violations. The independent che
 
 from __future__ import annotations
 
+import _imp
 import _thread
 import builtins
 import getpass
 import hashlib
 import importlib.util
 import json
+import marshal
 import math
 import os
 import re
@@ -42,7 +45,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 import numpy as np
@@ -74,8 +77,9 @@ def _installed_dirs() -> list[str]:
     return paths
 
 
-# Code the sentinel trusts: a frame from any other file (or from a string: "<string>",
-# "<timeit-src>") is the program's, whoever wrote or compiled it.
+# Where the code the sentinel trusts lies: a frame from any other file (or from a string:
+# "<string>", "<timeit-src>") is the program's, whoever wrote or compiled it; and one that
+# names a file here is trusted only if that file compiles to its code (``trusted_code``).
 TRUSTED_CODE = _dirs([*_installed_dirs(), PACKAGE_DIR, _CORE_DIR])
 # Where native libraries may come from: the installed packages, the interpreter and the
 # system's libraries (read-only to a candidate); a bare name ("libcuda.so.1") is the dynamic
@@ -114,10 +118,18 @@ _PATH_EVENTS = {
     "shutil.rmtree", "os.listdir", "os.scandir",
 }  # fmt: skip
 _TWO_PATH_EVENTS = {"os.rename", "os.link", "os.symlink", "shutil.move", "shutil.copyfile"}
+# Reflection refused whoever calls: a library function that calls what it is given (a
+# decorator's wrapper, ``torch.no_grad()(f)()``) would otherwise make the program's call its
+# own. No library needs them to train (torch's callers are debugging tools), but some set up
+# when imported (filelock adds an audit hook), and threading installs in each thread it starts
+# the trace or profile hook set before the program ran (a debugger's, coverage's).
 _REFLECTION = {
-    "sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
-    "gc.get_referents", "sys.settrace", "sys.setprofile", "sys.addaudithook",
+    "sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "sys.settrace", "sys.setprofile", "sys.addaudithook",
 }  # fmt: skip
+_THREAD_HOOKS = {"sys.settrace": "_trace_hook", "sys.setprofile": "_profile_hook"}
+# Refused to the program's own frames (libraries read their callers' frames: typing,
+# namedtuple, torch.fx): sys._getframe, and these attributes.
 # Plus a function's code (the one such read that raises an event): inspect.getclosurevars()
 # and getmembers() read it on their way to a closure's cells, e.g. those of h.elapsed.
 _FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "__code__"}
@@ -142,6 +154,86 @@ _CALLER = 3
 _NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
+# --- where a frame's code comes from ----------------------------------------------------------
+# A code object's file name is whatever its maker chose: compile(src, torch_file),
+# code.replace(co_filename=...), _imp._fix_co_filename (in place, no audit event), a .pyc
+# written with a chosen name. So code is trusted by what it is, when it acts: a code object
+# of a trusted file must be one that file compiles to. Code objects compare by what they run
+# (bytecode, constants, names, line table, ...), not by file name; the rest of the key covers
+# what equality leaves out.
+_FROZEN_ALIASES = {
+    "importlib._bootstrap": "_frozen_importlib",
+    "importlib._bootstrap_external": "_frozen_importlib_external",
+}
+_GENUINE: dict[str, frozenset[tuple[Any, ...]]] = {}
+# Per code object (kept alive, so that its id is not reused) and file name: the verdict.
+_VERDICTS: dict[tuple[int, str], tuple[CodeType, bool]] = {}
+
+
+def _key(code: CodeType) -> tuple[Any, ...]:
+    return (code, code.co_qualname, code.co_stacksize, code.co_cellvars, code.co_freevars)
+
+
+def _module_code(filename: str) -> CodeType | None:
+    """The module code the import system makes of ``filename``: a frozen module's, the bytecode
+    cache's when it matches the source (the importer's test), or the source compiled; None for
+    a file that is not Python source (a native library's name proves nothing)."""
+    if filename.startswith("<frozen ") and filename.endswith(">"):
+        name = filename[len("<frozen ") : -1]
+        try:
+            return _imp.get_frozen_object(_FROZEN_ALIASES.get(name, name))
+        except ImportError:
+            return None
+    if not filename.endswith(".py"):
+        return None
+    try:
+        st = os.stat(filename)
+        with open(importlib.util.cache_from_source(filename), "rb") as f:
+            data = f.read()
+        fields = [int.from_bytes(data[i : i + 4], "little") for i in (4, 8, 12)]
+        if data[:4] == importlib.util.MAGIC_NUMBER and fields == [
+            0, int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF
+        ]:  # fmt: skip
+            code = marshal.loads(data[16:])
+            if isinstance(code, CodeType):
+                return code
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    try:
+        with open(filename, "rb") as f:
+            return compile(f.read(), filename, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _genuine(filename: str) -> frozenset[tuple[Any, ...]]:
+    """Every code object ``filename`` compiles to (its functions, classes, comprehensions)."""
+    found = _GENUINE.get(filename)
+    if found is None:
+        top = _module_code(filename)
+        keys, stack = set(), [top] if top is not None else []
+        while stack:
+            code = stack.pop()
+            keys.add(_key(code))
+            stack += [c for c in code.co_consts if isinstance(c, CodeType)]
+        found = _GENUINE[filename] = frozenset(keys)
+    return found
+
+
+def trusted_code(code: CodeType) -> bool:
+    """Whether ``code`` is the harness's, the core's, the standard library's or an installed
+    package's: named after a file there, and one of the code objects that file compiles to.
+    Code a library generates at run time under its own file's name (torch._dynamo's rewritten
+    frames) is not: it counts as the program's, like code compiled from strings."""
+    name = code.co_filename
+    if not (name.startswith(TRUSTED_CODE) or name.startswith("<frozen ")):
+        return False
+    verdict = _VERDICTS.get((id(code), name))
+    if verdict is None or verdict[0] is not code:
+        verdict = _VERDICTS[(id(code), name)] = (code, _key(code) in _genuine(name))
+    return verdict[1]
+
+
 class Sentinel:
     """Audit-hook checks, armed only while program code may run (load, train, forward)."""
 
@@ -162,7 +254,8 @@ class Sentinel:
         self.temp_allowed: tuple[str, ...] | None = None
         self.armed = False
         self._suspended = 0
-        self._busy = False
+        self._busy: set[int] = set()  # threads inside the hook (its own work raises events)
+        self._thread_hooks: dict[str, Any] = {}
         _install(self)
         _guard_threads()
 
@@ -175,6 +268,7 @@ class Sentinel:
         }
         for name in hidden:
             del sys.modules[name]
+        self._thread_hooks = {e: getattr(threading, a, None) for e, a in _THREAD_HOOKS.items()}
         self.armed = True
         try:
             yield
@@ -195,17 +289,16 @@ class Sentinel:
     @staticmethod
     def _is_program(frame: FrameType | None) -> bool:
         """Any code but the harness's, the standard library's and the installed packages'."""
-        if frame is None:
-            return False
-        name = frame.f_code.co_filename
-        return not (name.startswith(TRUSTED_CODE) or name.startswith("<frozen "))
+        return frame is not None and not trusted_code(frame.f_code)
 
     def _past_stdlib(self, frame: FrameType | None) -> FrameType | None:
         """The innermost frame outside the standard library (and this module's wrappers)."""
         while frame is not None:
             name = frame.f_code.co_filename
             in_stdlib = name.startswith(_STDLIB_DIRS) and not name.startswith(_SITE_DIRS)
-            if not (in_stdlib or name.startswith("<frozen") or name == __file__):
+            if not (in_stdlib or name.startswith("<frozen ") or name == __file__):
+                return frame
+            if not trusted_code(frame.f_code):  # named after the stdlib, not its code
                 return frame
             frame = frame.f_back
         return None
@@ -234,13 +327,16 @@ class Sentinel:
         raise exc(f"refused by the nanogpt harness: {what}")
 
     def hook(self, event: str, args: tuple) -> None:
-        if not self.armed or self._busy or self._suspended:
+        # Per thread: our own sys._getframe, realpath and compile must not re-enter, and
+        # another thread's events are checked meanwhile.
+        thread = _thread.get_ident()
+        if not self.armed or thread in self._busy or self._suspended:
             return
-        self._busy = True  # our own sys._getframe / realpath must not re-enter
+        self._busy.add(thread)
         try:
             self._check(event, args)
         finally:
-            self._busy = False
+            self._busy.discard(thread)
 
     def _check(self, event: str, args: tuple) -> None:
         if event == "open":
@@ -254,19 +350,27 @@ class Sentinel:
             # An extension module's import names its file (raised by _imp.create_dynamic).
             if len(args) > 1 and isinstance(args[1], str) and args[1].endswith(_NATIVE_SUFFIXES):
                 self._check_native(args[1], ImportError)
-        elif event in _REFLECTION or (event == "object.__getattr__" and args[1] in _FRAME_ATTRS):
-            caller = sys._getframe(_CALLER)
+        elif event in _REFLECTION:
+            if not self._library_setup(event):
+                self._refuse(
+                    f"used reflection ({event}), which can reach the harness's state (refused "
+                    "whoever calls it)"
+                )
+        elif event == "sys._getframe" or (
+            event == "object.__getattr__" and args[1] in _FRAME_ATTRS
+        ):
+            caller: FrameType | None = sys._getframe(_CALLER)
             # Not for tb_frame: traceback formats exceptions through it, harmlessly. A suspended
             # generator's frame, though, is what inspect.getgeneratorlocals() hands back.
-            skip = event in _REFLECTION or args[1] != "tb_frame"
-            while skip and caller is not None and caller.f_code.co_filename.endswith(_TRANSPARENT):
+            skip = event == "sys._getframe" or args[1] != "tb_frame"
+            while skip and caller is not None and self._in(caller, _TRANSPARENT, suffix=True):
                 caller = caller.f_back
             if self._is_program(caller):
                 what = f"{event} {args[1]}" if event == "object.__getattr__" else event
                 self._refuse(f"used reflection ({what}), which can reach the harness's state")
         elif event == "torch.library":
             caller = sys._getframe(_CALLER).f_back  # past the wrapper, then torch.library
-            while caller is not None and caller.f_code.co_filename.startswith(_TORCH_LIBRARY):
+            while caller is not None and self._in(caller, _TORCH_LIBRARY):
                 caller = caller.f_back
             if self._is_program(caller):
                 self._refuse(
@@ -329,9 +433,38 @@ class Sentinel:
             self._refuse(f"{event} in a temporary directory during verification ({paths[0]})")
 
     def _compiler_writes(self) -> bool:
-        """Whether the code writing is torch.compile's or Triton's own (past the stdlib)."""
-        frame = self._past_stdlib(sys._getframe(_CALLER + 2))
-        return frame is not None and frame.f_code.co_filename.startswith(_COMPILER_CODE)
+        """Whether torch.compile's or Triton's own code is writing: the innermost frame that is
+        not a helper of theirs (the standard library, filelock taking the cache's lock) is
+        theirs, and no program code comes first."""
+        frame: FrameType | None = sys._getframe(_CALLER + 2)
+        while frame is not None and trusted_code(frame.f_code):
+            if frame.f_code.co_filename.startswith(_COMPILER_CODE):
+                return True
+            frame = frame.f_back
+        return False
+
+    @staticmethod
+    def _in(frame: FrameType, names: tuple[str, ...], suffix: bool = False) -> bool:
+        """Whether the frame runs code of a file whose name starts (ends) with one of
+        ``names``: named so, and that file's own code."""
+        name = frame.f_code.co_filename
+        named = name.endswith(names) if suffix else name.startswith(names)
+        return named and trusted_code(frame.f_code)
+
+    def _library_setup(self, event: str) -> bool:
+        """Whether library code asks on its own: threading installing, in a thread it starts,
+        the hook set before the program ran; or a library module being imported (every frame
+        out to the import system is library code)."""
+        frame: FrameType | None = sys._getframe(_CALLER + 1)
+        if event in _THREAD_HOOKS and frame is not None and self._in(frame, (threading.__file__,)):
+            return getattr(threading, _THREAD_HOOKS[event], None) is self._thread_hooks.get(event)
+        while frame is not None and trusted_code(frame.f_code):
+            if frame.f_code.co_filename == "<frozen importlib._bootstrap>" and (
+                frame.f_code.co_name == "_call_with_frames_removed"
+            ):
+                return True
+            frame = frame.f_back
+        return False
 
     def _check_native(self, path: str, exc: type[Exception]) -> None:
         real = os.path.realpath(path)
@@ -382,7 +515,7 @@ def _guard_kernels() -> None:
         return original(kind, ns, *args, **kwargs)
 
     _dispatch_library._nanogpt_guard = True  # type: ignore[attr-defined]
-    torch._C._dispatch_library = _dispatch_library
+    torch._C._dispatch_library = _dispatch_library  # type: ignore[assignment]
 
 
 def _install(sentinel: Sentinel) -> None:
@@ -476,7 +609,7 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     for key in sorted(state):
         t = state[key].detach().to("cpu").contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 
@@ -580,23 +713,24 @@ def forked(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- background work -------------------------------------------------------------------------
-def _code_file(fn: Any) -> str | None:
+def _runs_program_code(fn: Any, files: set[str]) -> bool:
     for attr in ("__func__", "func"):  # bound methods, functools.partial
         fn = getattr(fn, attr, fn)
     code = getattr(fn, "__code__", None)
-    return code.co_filename if code is not None else None
+    return isinstance(code, CodeType) and (code.co_filename in files or not trusted_code(code))
 
 
 def program_threads(before: set[int], program: Path) -> list[str]:
     """Threads started since ``before`` that run program code (training done in the
-    background would escape the clock while the harness pauses it)."""
-    files = {str(program), str(Path(program).resolve())}
+    background would escape the clock while the harness pauses it): the program's file, or
+    any code that is not the harness's, the standard library's or an installed package's."""
+    files = {str(program), str(Path(program).resolve())}  # a baseline run in place included
     found = []
     for t in threading.enumerate():
         if t.ident in before or not t.is_alive():
             continue
         target = getattr(t, "_target", None)
-        run = type(t).run
-        if _code_file(target) in files or _code_file(run) in files or target in (exec, eval):
+        runs = [_runs_program_code(fn, files) for fn in (target, type(t).run)]
+        if any(runs) or target in (exec, eval):
             found.append(t.name)
     return found

@@ -38,6 +38,15 @@ _STARTS = {
     "opt_end": "other",
 }
 _COUNTED = {"data_start", "data_end", "bwd_start", "opt_start"}
+# What the FLOP count covers, shown beside every MFU and stored with the profile.
+FLOPS_COUNTED = (
+    "counted: matmuls and convolutions as torch.profiler counts them, plus fused attention "
+    "(SDPA flash/efficient/cuDNN kernels) analytically, 4*B*H*T*S*D forward and 8*B*H*T*S*D "
+    "backward, dense (causal masking not discounted, recomputation not charged); not counted: "
+    "elementwise ops, norms, softmax outside fused attention, optimizer arithmetic, and any "
+    "kernel the profiler cannot see as an aten op (Triton, torch.compile's fused graphs)"
+)
+_FUSED_ATTENTION = ("flash", "efficient", "cudnn")
 # Dense bf16 peak FLOP/s by device name fragment (vendor data sheets, SXM parts).
 _CUDA_PEAKS = (
     ("H200", 989e12),
@@ -191,7 +200,9 @@ class ProfileWindow:
         activities = [torch.profiler.ProfilerActivity.CPU]
         if self.cuda:
             activities.append(torch.profiler.ProfilerActivity.CUDA)
-        self._prof = torch.profiler.profile(activities=activities, with_flops=True)
+        self._prof = torch.profiler.profile(
+            activities=activities, with_flops=True, record_shapes=True
+        )
         with _quiet_stderr():
             self._prof.__enter__()
         self.start_fetch, self.start_tokens = fetch, tokens
@@ -222,6 +233,7 @@ class ProfileWindow:
         timed.sort(key=lambda et: et[1], reverse=True)
         window_tokens = tokens - self.start_tokens
         flops = sum(int(e.flops) for e in events if getattr(e, "flops", 0))
+        flops += attention_flops(prof.events())
         return {
             "kind": kind,
             "steps": fetch - (self.start_fetch or 0),
@@ -236,7 +248,28 @@ class ProfileWindow:
                 for e, t in timed[: self.top_k]
             ],
             "flops_per_token": flops / window_tokens if window_tokens and flops else None,
+            "flops_counted": FLOPS_COUNTED,
         }
+
+
+def attention_flops(events: Any) -> int:
+    """Fused attention's FLOPs, which the profiler counts as 0, from its input shapes: q
+    [B, H, T, D] and k [B, H, S, D] (a backward's first input is the output's gradient).
+    The math fallback is not counted here: it runs as bmm ops the profiler counts already."""
+    total = 0
+    for e in events:
+        name = e.name
+        if not name.startswith("aten::_scaled_dot_product") or not any(
+            kind in name for kind in _FUSED_ATTENTION
+        ):
+            continue
+        backward = name.endswith("_backward")
+        shapes = e.input_shapes[1:3] if backward else e.input_shapes[0:2]
+        if len(shapes) < 2 or len(shapes[0]) != 4 or len(shapes[1]) != 4:
+            continue
+        (b, h, t, d), s = shapes[0], shapes[1][2]
+        total += (8 if backward else 4) * b * h * t * s * d
+    return total
 
 
 def memory_kb(field: str) -> int:
@@ -261,16 +294,18 @@ def reset_peak_rss() -> None:
 
 
 def peak_flops(device: torch.device) -> tuple[float | None, str]:
-    """The device's peak FLOP/s for MFU, and where the number comes from."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for fragment, peak in _CUDA_PEAKS:
-            if fragment in name:
-                return peak, f"{name} dense bf16 data sheet"
-        return None, f"{name}: peak unknown"
-    # CPU: no data sheet to trust, so measure a float32 matmul at the thread count in use. The
-    # best of several short bursts: one burst that another process interrupts would understate
-    # the peak and put the MFU above 100%.
+    """A CUDA device's peak FLOP/s for MFU from the data sheet, and where it comes from (a
+    CPU's is measured once per machine: ``machine.py``)."""
+    name = torch.cuda.get_device_name(device)
+    for fragment, peak in _CUDA_PEAKS:
+        if fragment in name:
+            return peak, f"{name} dense bf16 data sheet"
+    return None, f"{name}: peak unknown"
+
+
+def matmul_rate() -> float:
+    """A float32 matmul's FLOP/s at the thread count in use: the best of several short
+    bursts (one burst that another process interrupts would understate it)."""
     a, b = torch.randn(512, 512), torch.randn(512, 512)
     for _ in range(3):
         a @ b
@@ -281,7 +316,7 @@ def peak_flops(device: torch.device) -> tuple[float | None, str]:
             a @ b
             n += 1
         best = max(best, 2 * 512**3 * n / elapsed)
-    return best, f"measured fp32 matmul, {torch.get_num_threads()} threads"
+    return best
 
 
 def downsample(points: list[list[float]], n: int) -> list[list[float]]:

@@ -71,6 +71,8 @@ def _checkpoints(
                 "file": name,
                 "digest": str(item["digest"]),
                 "train_time_s": float(item["train_time_s"]),
+                "cost_s": float(item["cost_s"]),
+                "steps": int(item["steps"]),
                 "tokens": int(item["tokens"]),
                 "probe_loss": float(item["probe_loss"]),
             }
@@ -260,7 +262,7 @@ class _Verifier:
             confirmed = [e for e in entries.values() if "val_loss" in e]
             if confirmed and not any(e["val_loss"] <= self.v.target for e in confirmed):
                 others.add(min(confirmed, key=lambda e: e["val_loss"])["index"])
-            for index in sorted(others, key=lambda i: entries[i]["train_time_s"]):
+            for index in sorted(others, key=lambda i: entries[i]["steps"]):
                 self.confirm(by_index[index], entries[index], val, probe=probe)
             results += list(entries.values())
             confirmed = [e for e in entries.values() if "val_loss" in e]
@@ -336,6 +338,8 @@ class _Verifier:
         entry: dict[str, Any] = {
             "index": record["index"],
             "train_time_s": record["train_time_s"],
+            "cost_s": record["cost_s"],
+            "steps": record["steps"],
             "tokens": record["tokens"],
             "reported_probe_loss": record["probe_loss"],
         }
@@ -361,15 +365,12 @@ class _Verifier:
     ) -> tuple[list[int], set[int]]:
         """The checkpoints the metrics depend on, among those within the budget: candidates
         for the first to reach the target (a screened loss within a margin of it, for the
-        screen's sampling noise), and the best and the last by the screen."""
+        screen's sampling noise), and the best and the last by the screen. The budget is in
+        the primary clock's seconds (``cost_s``: the estimate on tiny, wall time otherwise)."""
         limit = min(self.spec.budget_s, self.v.budget_s) * (1 + BUDGET_SLACK)
         ordered = sorted(
-            (
-                r
-                for r in records
-                if "screen_loss" in entries[r["index"]] and r["train_time_s"] <= limit
-            ),
-            key=lambda r: r["train_time_s"],
+            (r for r in records if "screen_loss" in entries[r["index"]] and r["cost_s"] <= limit),
+            key=lambda r: r["steps"],
         )
         if not ordered:
             return [], set()

@@ -11,7 +11,7 @@ stores what the verifier certified, rounded outward, never what the program clai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -37,17 +37,14 @@ _MAX_DEPTH = 4
 
 @dataclass(frozen=True)
 class Record:
-    """One published result: who, the value in the problem's units, where, when."""
+    """One published result: who, the value in the problem's units, where, when (the fields
+    of the platform's ``Objective`` records, written positionally in the cards)."""
 
     holder: str
     value: float
     source: str
     # None where the source gives no year for the result itself.
     year: int | None = None
-
-    @property
-    def key(self) -> str:
-        return self.holder if self.year is None else f"{self.holder} ({self.year})"
 
 
 @dataclass(frozen=True)
@@ -79,15 +76,10 @@ class Problem:
     substitutions: tuple[tuple[str, str], ...] = ()
     seconds: float = 60.0
 
-    def best_record(self) -> Record | None:
-        if not self.records:
-            return None
-        pick = max if self.direction == "maximize" else min
-        return pick(self.records, key=lambda r: r.value)
-
-    def beats(self, value: Fraction, record: Record) -> bool:
-        """Whether a certified ``value`` is strictly better than ``record`` as published."""
-        published = Fraction(str(record.value))
+    def beats(self, value: Fraction, published_value: float) -> bool:
+        """Whether a certified ``value`` is strictly better than a record as published (its
+        decimal digits, exactly)."""
+        published = Fraction(str(published_value))
         return value > published if self.direction == "maximize" else value < published
 
 
@@ -135,7 +127,7 @@ class OpenMathEnvironment(Environment):
             metric=p.metric,
             direction=p.direction,
             unit=p.unit,
-            records={r.key: r.value for r in p.records},
+            records=[asdict(r) for r in p.records],
         )
 
     def baseline(self, variant: str) -> str:
@@ -165,9 +157,10 @@ class OpenMathEnvironment(Environment):
             "tolerance 0: one violation, however small, makes the program invalid, so leave "
             "a safety margin of your own.",
         ]
-        if p.records:
+        records = self.objective(variant).records
+        if records:
             lines.append(
-                "Published records: " + "; ".join(f"{r.value!r} {r.key}" for r in p.records) + "."
+                "Published records: " + "; ".join(f"{r.value!r} {r.key}" for r in records) + "."
             )
         return "\n".join(lines)
 
@@ -192,10 +185,10 @@ class OpenMathEnvironment(Environment):
         except Infeasible as exc:
             return Assessment(valid=False, reason=f"not certified: {exc}")
         value = outward(cert.value, up=p.direction == "minimize")
-        record = p.best_record()
+        record = self.objective(variant).leader()
         metrics = {p.metric: value, **cert.metrics}
         if record is not None:
-            metrics["new_record"] = float(p.beats(cert.value, record))
+            metrics["new_record"] = float(p.beats(cert.value, record.value))
         return Assessment(
             valid=True,
             score=value if p.direction == "maximize" else -value,

@@ -99,6 +99,7 @@ class LLMAgent(Agent):
         # Parameters a model does not take (gpt-5's temperature) are left out, not refused.
         extra.setdefault("drop_params", True)
         self.extra = extra
+        _check_provider(arg, extra.get("api_base"))
 
     @property
     def label(self) -> str:
@@ -171,6 +172,19 @@ class LLMAgent(Agent):
                 return AgentReply(calls=calls, error="the model returned an empty reply")
             return AgentReply(text=call.response, calls=calls)
         return AgentReply(calls=calls, error="model call failed")
+
+
+def _check_provider(model: str, api_base: Any) -> None:
+    """A model string litellm cannot route (``--agent nosuch``) is a user error now, before
+    the run is stored, not a failed request per child."""
+    try:
+        _litellm().get_llm_provider(model, api_base=api_base)
+    except Exception:  # litellm raises BadRequestError with a paragraph of advice
+        raise ValueError(
+            f"litellm knows no provider for model {model!r}: write PROVIDER/MODEL, e.g. "
+            "openai/gpt-5, anthropic/claude-sonnet-4-5, ollama_chat/llama3 or, for any "
+            "OpenAI-compatible server, openai/NAME with --api-base URL (docs/agents.md)"
+        ) from None
 
 
 def _describe(exc: Exception) -> str:

@@ -40,6 +40,7 @@ later ``implement`` request parses back to make exactly that change.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import json
 import keyword
@@ -697,6 +698,8 @@ class OfflineAgent(Agent):
         return AgentReply(text=text, calls=[call], error=error)
 
     def _respond(self, request: AgentRequest) -> str:
+        if edits.is_multi_file(request.parent_code):
+            return _respond_in_one_file(self, request)
         code = request.parent_code
         sites = _sites(code)
         # A string seed hashes with SHA-512, identically in every process.
@@ -739,6 +742,31 @@ class OfflineAgent(Agent):
         raise _NothingToDo(
             f"offline agent: no valid perturbation found in {_MAX_ATTEMPTS} attempts"
         )
+
+
+def _respond_in_one_file(agent: OfflineAgent, request: AgentRequest) -> str:
+    """A reply for a multi-file program: a change to one of its files (by the seed; an
+    ``implement`` request's idea names its file), each block after that file's path line."""
+    files = edits.split_files(request.parent_code)
+    paths = [p for p, text in files.items() if edits.has_marker(text)]
+    random.Random(f"offline-file:{request.seed}:{request.purpose}").shuffle(paths)
+    named = _IDEA_TAIL_RE.search(request.idea or "") if request.purpose == "implement" else None
+    with contextlib.suppress(ValueError, AttributeError):  # a mangled idea: any file
+        wanted = json.loads(named.group(1)).get("file") if named else None
+        paths.sort(key=lambda p: p != wanted)
+    nothing = _NothingToDo("offline agent: no file of the program has EVOLVE blocks")
+    for path in paths:
+        try:
+            text = agent._respond(request.model_copy(update={"parent_code": files[path]}))
+        except _NothingToDo as exc:
+            nothing = exc
+            continue
+        if request.purpose == "idea":
+            return text.replace(
+                "offline-idea: {", f'offline-idea: {{"file": {json.dumps(path)}, ', 1
+            )
+        return text.replace("<<<<<<< SEARCH\n", f"{path}\n<<<<<<< SEARCH\n")
+    raise nothing
 
 
 # --- registration ------------------------------------------------------------------------

@@ -11,7 +11,13 @@ import json
 from typing import Any
 
 from progressbench import plugins
-from progressbench.analysis.report import RESUMABLE, resume_command, shown_status
+from progressbench.analysis.report import (
+    RECORD_HEADERS,
+    RESUMABLE,
+    record_rows,
+    record_rule,
+    shown_status,
+)
 from progressbench.contracts.environment import Objective, format_score
 from progressbench.store import Run, Store
 
@@ -23,6 +29,7 @@ COLUMNS = [
     ("best", "best"),
     ("delta", "vs reference"),
     ("record_gap", "gap to record"),
+    ("standing", "vs record"),
     ("evaluations", "evals"),
     ("success", "valid %"),
     ("usd", "USD"),
@@ -73,7 +80,7 @@ def rows(
             row = _row(i, run, objective, checks.get(run.id))
             row["status"] = shown_status(run, abandoned)
             resumable = row["status"] in RESUMABLE
-            row["resume"] = resume_command(store, run.id) if resumable else None
+            row["resume"] = store.resume_command(run.id) if resumable else None
             row["trust"] = trust
             table.append(row)
         out[(env_name, variant)] = table
@@ -82,38 +89,50 @@ def rows(
 
 def _row(rank: int, run: Run, objective: Objective | None, check: Any) -> dict[str, Any]:
     best, ref = run.best_metric, run.reference_metric
-    delta = gap = None
-    record_name = None
-    if objective is not None and best is not None:
-        if ref is not None:
-            delta = objective.improvement(best, ref)
-        record = objective.best_record()
-        if record is not None:
-            record_name = record[0]
-            gap = -objective.improvement(best, record[1])
+    delta = None
+    leader = objective.leader() if objective is not None else None
+    if objective is not None and best is not None and ref is not None:
+        delta = objective.improvement(best, ref)
     return {
         "rank": rank,
         "env": run.env,
         "variant": run.variant,
         "metric": objective.metric if objective else None,
+        "direction": objective.direction if objective else None,
+        "unit": objective.unit if objective else None,
+        # The environment's record table, as structured data (json) and for the renderers.
+        "records": [r.model_dump() for r in objective.records] if objective else [],
         "agent": run.agent,
         "strategy": run.strategy,
         "run": run.id,
         "best": best,
         "reference": ref,
         "delta": delta,
-        "record": record_name,
-        "record_gap": gap,
+        "record": leader.key if leader else None,
+        "record_value": leader.value if leader else None,
+        "record_gap": objective.record_gap(best) if objective and best is not None else None,
+        "standing": objective.standing(best) if objective and best is not None else None,
         "evaluations": run.n_children,
         "success": (run.n_valid / run.n_children) if run.n_children else None,
         "usd": run.cost_usd,
         "wall": run.wall_time_s,
         "status": run.status,
-        "verified": None if check is None else check.verdict,
+        "verified": _verdict(check),
         "verified_mean": None if check is None else check.mean,
         "verified_p": None if check is None else check.p_value,
         "verified_repeats": None if check is None else check.repeats,
     }
+
+
+def _verdict(check: Any) -> str | None:
+    """The verification's verdict; "verified faster" (the record criterion) when verify's
+    paired test against the reference (details ``faster``) also came out faster."""
+    if check is None:
+        return None
+    faster = (json.loads(check.details_json or "{}").get("faster") or {}).get("verdict")
+    return (
+        "verified faster" if check.verdict == "verified" and faster == "faster" else check.verdict
+    )
 
 
 def format_cell(key: str, value: Any) -> str:
@@ -126,7 +145,12 @@ def format_cell(key: str, value: Any) -> str:
     if key == "usd":
         return f"{value:.4f}"
     if key == "verified":
-        return {"verified": "yes", "not-verified": "no", "failed": "failed"}.get(value, str(value))
+        return {
+            "verified": "yes",
+            "verified faster": "yes, faster",
+            "not-verified": "no",
+            "failed": "failed",
+        }.get(value, str(value))
     if key == "wall":
         m, s = divmod(int(value), 60)
         return f"{m}m{s:02d}s"
@@ -148,24 +172,51 @@ def render(groups: dict[tuple[str, str], list[dict[str, Any]]], fmt: str) -> str
         head = f"{env} ({variant}) - {metric}"
         if table[0].get("trust"):
             head += f"; trust: {table[0]['trust']}"
-        record = next((r["record"] for r in table if r["record"]), None)
-        if record:
-            head += f"; gap to record = distance to {record}'s result"
         data = [[format_cell(k, r[k]) for k, _ in COLUMNS] for r in table]
         tablefmt = "github" if fmt == "markdown" else "simple"
         title = f"### {head}" if fmt == "markdown" else head
         text = tabulate(
             data, headers=[h for _, h in COLUMNS], tablefmt=tablefmt, disable_numparse=True
         )
+        objective = group_objective(table)
+        if objective is not None and objective.records:
+            records = tabulate(
+                record_rows(objective), RECORD_HEADERS, tablefmt=tablefmt, disable_numparse=True
+            )
+            text = "\n\n".join([record_rule(objective), records, text])
         resumes = [f"{r['run']} is {r['status']}: {r['resume']}" for r in table if r["resume"]]
         parts.append("\n".join([title, "", text, *(["", *resumes] if resumes else [])]))
     return "\n\n".join(parts)
 
 
+def group_objective(table: list[dict[str, Any]]) -> Objective | None:
+    """The objective a group's rows were ranked by, rebuilt from their plain data (the rows
+    stay JSON as they are)."""
+    first = table[0]
+    if first["metric"] is None:
+        return None
+    keys = ("metric", "direction", "unit", "records")
+    return Objective.model_validate({k: first[k] for k in keys})
+
+
+def records_html(objective: Objective | None) -> str:
+    """The rule line and the record table of one leaderboard group, as HTML."""
+    if objective is None or not objective.records:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in RECORD_HEADERS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in record_rows(objective)
+    )
+    rule = html.escape(record_rule(objective))
+    return f"<p>{rule}</p><table border=1 class=records><tr>{head}</tr>{body}</table>"
+
+
 def _html(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
     out = ["<!doctype html><meta charset=utf-8><title>progressbench leaderboard</title>"]
     for (env, variant), table in groups.items():
-        out.append(f"<h2>{html.escape(env)} ({html.escape(variant)})</h2><table border=1>")
+        out.append(f"<h2>{html.escape(env)} ({html.escape(variant)})</h2>")
+        out.append(records_html(group_objective(table)) + "<table border=1>")
         out.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS) + "</tr>")
         for r in table:
             cells = "".join(f"<td>{html.escape(format_cell(k, r[k]))}</td>" for k, _ in COLUMNS)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import shlex
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
 from progressbench import plugins
-from progressbench.contracts.environment import format_score
+from progressbench.contracts.environment import Objective, format_score
 from progressbench.errors import UserError
-from progressbench.store import DEFAULT_DB, Run, Store
+from progressbench.store import Run, Store
+from progressbench.store.connect import db_flag
 
 
 def run_environment(run: Run) -> Any | None:
@@ -65,6 +64,8 @@ RESUMABLE = ("interrupted", "failed", "stopped")
 
 
 def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -> str:
+    from progressbench.run.source import program_line
+
     run = store.get_run(run_id)
     env = run_environment(run)
     metric = env.objective(run.variant).metric if env else "metric"
@@ -79,8 +80,13 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
         f"  reference {metric} {format_score(run.reference_metric)}   "
         f"best {format_score(run.best_metric)} (program {run.best_program_id})",
     ]
+    if run.config.get("program") and run.reference_id is not None:
+        reference = store.get_program(run.reference_id).code
+        out.append(program_line(run.config["program"], reference))
     if status in RESUMABLE:
-        out.append(f"  resume with: {resume_command(store, run.id)}")
+        out.append(f"  resume with: {store.resume_command(run.id)}")
+    if env:
+        out += records_text(env.objective(run.variant), run.best_metric)
     if env and run.strategy != "eval":  # `eval --save` stores a program no strategy chose
         summary = _strategy_summary(run, env)
         if summary:
@@ -221,6 +227,56 @@ def ideas_table(store: Store, run_id: str) -> str:
     return tabulate(table, headers=["program", "island", "status", "effect", "idea"])
 
 
+RECORD_HEADERS = ["record", "year", "value", "source"]
+
+
+def record_rows(objective: Objective) -> list[list[str]]:
+    """The objective's record table, best first: holder, year, the value with all the digits
+    it was published with, source."""
+    ranked = sorted(
+        objective.records, key=lambda r: r.value, reverse=objective.direction == "maximize"
+    )
+    return [
+        [r.holder, "-" if r.year is None else str(r.year), _published(r.value), r.source or "-"]
+        for r in ranked
+    ]
+
+
+def _published(value: float) -> str:
+    """A record's value as its source prints it: every digit (the shortest repr that reads
+    back as the same float), a count without ".0"."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def record_rule(objective: Objective) -> str:
+    """What "gap to record" and "new record" mean for this objective, in one line."""
+    best = objective.leader()
+    if best is None:
+        return ""
+    unit = f", in {objective.unit}" if objective.unit else ""
+    if objective.direction == "maximize":
+        side = f"{objective.metric} is maximised: gap to record = record - best"
+    else:
+        side = f"{objective.metric} is minimised: gap to record = best - record"
+    return (
+        f"{side}{unit} (positive: behind); new record only when strictly better than "
+        f"{best.key}'s {_published(best.value)}"
+    )
+
+
+def records_text(objective: Objective, best: float | None) -> list[str]:
+    """``show``'s record section: the table, the rule, where the best program stands."""
+    if not objective.records:
+        return []
+    table = tabulate(record_rows(objective), headers=RECORD_HEADERS, disable_numparse=True)
+    out = ["", "published records:", table]
+    out.append(record_rule(objective))
+    if best is not None:
+        gap = format_score(objective.record_gap(best), signed=True)
+        out.append(f"best {format_score(best)}: gap to record {gap}, {objective.standing(best)}")
+    return out
+
+
 def run_summary(store: Store, run: Run, env: Any) -> str:
     """What ``progressbench run`` prints when a run ends: counts, cost, the best result against
     the reference and the best known record, where the results are, what to look at next."""
@@ -241,7 +297,7 @@ def run_summary(store: Store, run: Run, env: Any) -> str:
             line += f"; best known {format_score(record[1])} ({record[0]})"
         lines.append(line)
     lines.append(f"results in {store.location}")
-    db = db_flag(store)
+    db = db_flag(store.url)
     lines.append(
         f"next: progressbench show {run.id}{db} | progressbench best {run.id} --diff{db} | "
         f"progressbench leaderboard{db}"
@@ -249,23 +305,9 @@ def run_summary(store: Store, run: Run, env: Any) -> str:
     return "\n".join(lines)
 
 
-def db_flag(store: Store) -> str:
-    """`` --db WHERE`` for a command that must reach this store, or nothing for the default
-    file (a server URL keeps its password: the command must be able to connect)."""
-    if store.path is not None and store.path == Path(DEFAULT_DB).resolve():
-        return ""
-    target = str(store.path) if store.path is not None else store.url
-    return f" --db {shlex.quote(target)}"
-
-
-def resume_command(store: Store, run_id: str) -> str:
-    """The command that continues run ``run_id`` in this store."""
-    return f"progressbench run --resume {run_id}{db_flag(store)}"
-
-
 def interrupted_text(store: Store, run: Run | None) -> str:
     """What an interrupted ``progressbench run`` prints: the command that resumes it."""
-    return f"\ninterrupted; resume with: {resume_command(store, run.id if run else '?')}"
+    return f"\ninterrupted; resume with: {store.resume_command(run.id if run else '?')}"
 
 
 def _reason(error: str) -> str:

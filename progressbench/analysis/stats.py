@@ -1,78 +1,17 @@
-"""Small-sample statistics for verified records, without scipy: Student's t distribution
-through the regularised incomplete beta function, and the two t-tests ``verify`` uses."""
+"""The tests ``verify`` and ``compare`` use, on scipy.stats, with the one case scipy leaves
+undefined (a sample without spread) decided, and the paired cost-ratio test of records.
+
+scipy is imported inside the functions: ``progressbench --help`` must not pay for it.
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Direction = Literal["maximize", "minimize"]
-
-_EPS = 1e-15
-_TINY = 1e-300
-_MAX_TERMS = 500
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1
-    (Lentz's continued fraction, on the side of x where it converges fast)."""
-    return _betainc(a, b, x, 1.0 - x)
-
-
-def _betainc(a: float, b: float, x: float, y: float) -> float:
-    """I_x(a, b) given both x and y = 1 - x, so that a caller who knows y more precisely
-    than 1 - x (x close to 1) loses no digits."""
-    if not (a > 0 and b > 0):
-        raise ValueError("betainc needs a > 0 and b > 0")
-    if x <= 0.0:
-        return 0.0
-    if y <= 0.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
-    )
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_fraction(a, b, x) / a
-    return 1.0 - front * _beta_fraction(b, a, y) / b
-
-
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    def guard(v: float) -> float:
-        return _TINY if abs(v) < _TINY else v
-
-    c, d = 1.0, 1.0 / guard(1.0 - (a + b) * x / (a + 1.0))
-    h = d
-    for m in range(1, _MAX_TERMS):
-        # Even step, then odd step, of the continued fraction.
-        num = m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m))
-        d = 1.0 / guard(1.0 + num * d)
-        c = guard(1.0 + num / c)
-        h *= d * c
-        num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0))
-        d = 1.0 / guard(1.0 + num * d)
-        c = guard(1.0 + num / c)
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < _EPS:
-            return h
-    raise ArithmeticError(f"betainc({a}, {b}, {x}) did not converge")
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t distribution with ``df`` (> 0, not necessarily integer)
-    degrees of freedom."""
-    if df <= 0:
-        raise ValueError("degrees of freedom must be positive")
-    if math.isnan(t):
-        return math.nan
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    # x = df / (df + t^2) nears 1 for large df: pass 1 - x computed directly.
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t), t * t / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
 
 
 @dataclass(frozen=True)
@@ -86,54 +25,94 @@ class TTest:
     p: float
 
 
-def _p_better(t: float, df: float, direction: Direction) -> float:
-    """One-sided p-value for "the mean is better" (lower when minimising)."""
-    return t_cdf(t, df) if direction == "minimize" else t_cdf(-t, df)
+@dataclass(frozen=True)
+class RatioTest:
+    """A paired test of "the program costs less than the reference": a one-sample t-test on
+    log(program / reference) per pair, H1 mean < 0. ``ratio`` is the geometric mean of the
+    ratios and ``low``..``high`` its two-sided ``1 - alpha`` confidence interval."""
+
+    name: str
+    pairs: int
+    ratio: float
+    low: float
+    high: float
+    t: float
+    df: float
+    p: float
 
 
-def _degenerate(difference: float, direction: Direction) -> float:
-    """Zero spread: the sample is its mean, so "better" is certain or impossible."""
+def _scipy_stats() -> Any:
+    from scipy import stats  # type: ignore[import-untyped]
+
+    return stats
+
+
+def _alternative(direction: Direction) -> Literal["less", "greater"]:
+    return "less" if direction == "minimize" else "greater"
+
+
+def _degenerate(name: str, difference: float, df: float, direction: Direction) -> TTest:
+    """Zero spread: the sample is its mean, so "better" is certain or impossible (scipy
+    returns nan here)."""
     better = difference < 0 if direction == "minimize" else difference > 0
-    return 0.0 if better else 1.0
+    t = math.copysign(math.inf, difference) if difference else 0.0
+    return TTest(name, t, df, 0.0 if better else 1.0)
 
 
 def one_sample(values: list[float], target: float, direction: Direction) -> TTest:
     """H1: the population mean is better than ``target`` (below it when minimising)."""
-    n = len(values)
-    if n < 2:
+    stats = _scipy_stats()
+
+    if len(values) < 2:
         raise ValueError("a t-test needs at least two values")
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(n)
-    name = "one-sample t-test"
-    if se == 0.0:
-        diff = mean - target
-        return TTest(
-            name,
-            math.copysign(math.inf, diff) if diff else 0.0,
-            n - 1,
-            _degenerate(diff, direction),
-        )
-    t = (mean - target) / se
-    return TTest(name, t, n - 1, _p_better(t, n - 1, direction))
+    name, df = "one-sample t-test", len(values) - 1
+    if statistics.stdev(values) == 0.0:
+        return _degenerate(name, statistics.fmean(values) - target, df, direction)
+    res = stats.ttest_1samp(values, target, alternative=_alternative(direction))
+    return TTest(name, float(res.statistic), float(df), float(res.pvalue))
 
 
 def welch(values: list[float], others: list[float], direction: Direction) -> TTest:
     """Welch's unequal-variance t-test; H1: the mean of ``values`` is better than that of
     ``others``."""
-    na, nb = len(values), len(others)
-    if na < 2 or nb < 2:
+    stats = _scipy_stats()
+
+    if len(values) < 2 or len(others) < 2:
         raise ValueError("Welch's t-test needs at least two values on each side")
-    va = statistics.variance(values) / na
-    vb = statistics.variance(others) / nb
-    diff = statistics.fmean(values) - statistics.fmean(others)
     name = "Welch's t-test"
-    if va + vb == 0.0:
-        return TTest(
-            name,
-            math.copysign(math.inf, diff) if diff else 0.0,
-            na + nb - 2,
-            _degenerate(diff, direction),
-        )
-    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    t = diff / math.sqrt(va + vb)
-    return TTest(name, t, df, _p_better(t, df, direction))
+    if statistics.variance(values) + statistics.variance(others) == 0.0:
+        diff = statistics.fmean(values) - statistics.fmean(others)
+        return _degenerate(name, diff, len(values) + len(others) - 2, direction)
+    res = stats.ttest_ind(values, others, equal_var=False, alternative=_alternative(direction))
+    return TTest(name, float(res.statistic), float(res.df), float(res.pvalue))
+
+
+def paired_ratio(program: list[float], reference: list[float], alpha: float) -> RatioTest:
+    """H1: the program's cost is lower than the reference's, pair by pair (positive costs,
+    lower is better). On the log scale, so that a 3% saving counts the same on a fast pair
+    as on a slow one, and a slowdown of the machine shared by both members of a pair
+    cancels."""
+    stats = _scipy_stats()
+
+    if len(program) != len(reference) or len(program) < 2:
+        raise ValueError("a paired test needs at least two complete pairs")
+    if min(program + reference) <= 0:
+        raise ValueError("costs must be positive")
+    logs = [math.log(a / b) for a, b in zip(program, reference, strict=True)]
+    name, n = "paired t-test on log(cost ratio)", len(logs)
+    mean, sd = statistics.fmean(logs), statistics.stdev(logs)
+    if sd == 0.0:
+        d = _degenerate(name, mean, n - 1, "minimize")
+        return RatioTest(name, n, math.exp(mean), math.exp(mean), math.exp(mean), d.t, d.df, d.p)
+    res = stats.ttest_1samp(logs, 0.0, alternative="less")
+    half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
+    return RatioTest(
+        name,
+        n,
+        math.exp(mean),
+        math.exp(mean - half),
+        math.exp(mean + half),
+        float(res.statistic),
+        float(n - 1),
+        float(res.pvalue),
+    )

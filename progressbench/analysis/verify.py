@@ -8,7 +8,13 @@ evaluation. The protocol:
   nanogpt's validation loss): a one-sample t-test, H1 "the mean is better than the target",
   verified when p < alpha (0.01 unless the environment says otherwise: the speedrun's rule);
 - without one: the reference program is re-run K times as well and Welch's t-test asks
-  whether the program's mean beats the reference's, at the same alpha.
+  whether the program's mean beats the reference's, at the same alpha;
+- where the environment names a cost (``faster``, e.g. nanogpt's estimated training time to
+  the target), each re-run is paired with a reference re-run on the same fresh seed, run next
+  to it (program, reference, program, ...: load on the machine hits both members of a pair
+  alike), and a paired t-test on log(program cost / reference cost) gives a second verdict,
+  "faster" at p < alpha, with the ratio's confidence interval: the record criterion. The
+  reference verified against itself is the control (it must not come out faster).
 
 Every re-run must be valid; the verdict is "verified", "not-verified" (ran, but the evidence
 is missing or against it) or "failed" (fewer than two valid re-runs, or rejected by a guard).
@@ -29,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from progressbench import plugins
-from progressbench.analysis.stats import TTest, one_sample, welch
+from progressbench.analysis.stats import TTest, one_sample, paired_ratio, welch
 from progressbench.contracts.environment import Environment
 from progressbench.contracts.evaluator import EvalJob, Evaluator, Limits
 from progressbench.contracts.guard import Guard
@@ -61,6 +67,8 @@ class Protocol(BaseModel):
     alpha: float = Field(ALPHA, gt=0, lt=1)
     # Metrics reported against the reference program (e.g. training time).
     compare: list[str] = Field(default_factory=list)
+    # A cost (positive, lower is better) tested in pairs against the reference: "faster".
+    faster: str | None = None
 
 
 def protocol_for(env: Environment, variant: str) -> Protocol:
@@ -103,14 +111,15 @@ def verify_program(
     protocol = protocol_for(env, run.variant)
     reference = store.get_program(run.reference_id) if run.reference_id else program
     against_reference = protocol.target is None and not program.is_reference
-    jobs = [("program", program.code, secrets.randbelow(2**31)) for _ in range(repeats)]
-    if against_reference:
-        jobs += [("reference", reference.code, secrets.randbelow(2**31)) for _ in range(repeats)]
+    paired = protocol.faster is not None and run.reference_id is not None
+    jobs = _jobs(program.code, reference.code, repeats, paired, against_reference)
     resources = env.resources(run.variant)
     workers = workers or default_workers(resources.cpus, most=len(jobs))
     say(
         f"verifying program {program.id} of run {run.id} ({run.env}/{run.variant}): "
-        f"{repeats} re-runs with fresh seeds{' (and as many of the reference)' if against_reference else ''}"
+        f"{repeats} re-runs with fresh seeds"
+        f"{' (and as many of the reference)' if against_reference else ''}"
+        f"{', each paired with a reference re-run on its seed' if paired else ''}"
         f" on {workers} worker(s)"
     )
     guards = pick_guards(env, run.variant, config.guards)
@@ -128,6 +137,24 @@ def verify_program(
         rerun = partial(_rerun, evaluator, env, run.variant, guards, limits, config.env_options)
         results = _rerun_all(rerun, jobs, workers, protocol.metric, say)
     return _conclude(store, run, program, reference, protocol, repeats, results)
+
+
+def _jobs(
+    code: str, reference: str, repeats: int, paired: bool, against_reference: bool
+) -> list[tuple[str, str, int]]:
+    """(role, code, seed) in the order they start: pairs interleaved on a shared fresh seed,
+    or the program's re-runs and then the reference's, each on its own."""
+    seeds = [secrets.randbelow(2**31) for _ in range(repeats)]
+    if paired:
+        return [
+            job
+            for seed in seeds
+            for job in (("program", code, seed), ("reference", reference, seed))
+        ]
+    jobs = [("program", code, seed) for seed in seeds]
+    if against_reference:
+        jobs += [("reference", reference, secrets.randbelow(2**31)) for _ in range(repeats)]
+    return jobs
 
 
 def _rerun(
@@ -245,6 +272,7 @@ def _conclude(
         details["test"] = {"name": test.name, "t": test.t, "df": test.df, "p": test.p}
     if problems:
         lines.append(f"{len(problems)} re-run(s) did not count: " + "; ".join(problems[:3]))
+    lines += _faster(protocol, results, details)
     lines += _comparisons(store, program, reference, protocol, results, details)
     if reference_mean is None:
         recorded = details["compared"].get(metric, {}).get("reference")
@@ -252,6 +280,38 @@ def _conclude(
     return _store(
         store, run, program, protocol, repeats, mine, test, verdict, lines, details, reference_mean
     )
+
+
+def _faster(
+    protocol: Protocol, results: list[dict[str, Any]], details: dict[str, Any]
+) -> list[str]:
+    """The second verdict: the paired cost-ratio test, over the pairs whose two members are
+    both valid and have the cost (e.g. both reached the target)."""
+    metric = protocol.faster
+    if metric is None or not any(r["role"] == "reference" for r in results):
+        return []
+    costs: dict[int, dict[str, float]] = {}
+    for r in results:
+        value = (r.get("metrics") or {}).get(metric)
+        if r["valid"] and isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            costs.setdefault(r["seed"], {})[r["role"]] = float(value)
+    pairs = [c for c in costs.values() if len(c) == 2]
+    head = f"faster than the reference ({metric}, paired on {len(pairs)} seeds)"
+    if len(pairs) < 2:
+        details["faster"] = {"verdict": "untested", "pairs": len(pairs)}
+        return [f"{head}: fewer than 2 complete pairs: untested"]
+    test = paired_ratio(
+        [c["program"] for c in pairs], [c["reference"] for c in pairs], protocol.alpha
+    )
+    verdict = "faster" if test.p < protocol.alpha else "not-faster"
+    details["faster"] = {"verdict": verdict, "metric": metric, **vars(test)}
+    level = f"{100 * (1 - protocol.alpha):g}%"
+    return [
+        f"{head}: ratio {test.ratio:.4f} ({level} CI {test.low:.4f}-{test.high:.4f}); "
+        f"{test.name}, H1: ratio < 1: t = {test.t:.3g}, df = {test.df:g}, p = {test.p:.3g} "
+        f"{'<' if test.p < protocol.alpha else '>='} {protocol.alpha:g}: "
+        f"{'verified faster' if verdict == 'faster' else 'not shown faster'}"
+    ]
 
 
 def _comparisons(

@@ -11,10 +11,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from progressbench.errors import UserError
 from progressbench.run.config import describe_validation_error
+
+
+class Record(BaseModel):
+    """One published result for an objective's metric: its value in the metric's units, who
+    set it, the year and where it is published (the record tables of ``leaderboard`` and
+    ``show`` print all four)."""
+
+    holder: str
+    value: float
+    # None where the source gives no year for the result itself.
+    year: int | None = None
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        """How reports and prompts name it: the holder, with the year when known."""
+        return self.holder if self.year is None else f"{self.holder} ({self.year})"
 
 
 class Objective(BaseModel):
@@ -24,19 +41,51 @@ class Objective(BaseModel):
     direction: Literal["maximize", "minimize"]
     target: float | None = None
     unit: str = ""
-    # Known public records for this metric, by who set them (shown beside scores).
-    records: dict[str, float] = Field(default_factory=dict)
+    # Known public records for this metric, each with its source (shown beside scores).
+    records: list[Record] = Field(default_factory=list)
 
-    def best_record(self) -> tuple[str, float] | None:
+    @field_validator("records", mode="before")
+    @classmethod
+    def _named_values(cls, value: Any) -> Any:
+        # The older form, {holder: value}, is what runs stored before records had sources
+        # (and what plugins written then return): records without a year or a source.
+        if isinstance(value, dict):
+            return [{"holder": str(k), "value": v} for k, v in value.items()]
+        return value
+
+    def leader(self) -> Record | None:
+        """The best published record, or None when none is known."""
         if not self.records:
             return None
         pick = max if self.direction == "maximize" else min
-        name = pick(self.records, key=self.records.__getitem__)
-        return name, self.records[name]
+        return pick(self.records, key=lambda r: r.value)
+
+    def best_record(self) -> tuple[str, float] | None:
+        """The best record as (name, value)."""
+        best = self.leader()
+        return None if best is None else (best.key, best.value)
 
     def improvement(self, value: float, reference: float) -> float:
         """Signed progress of ``value`` over ``reference``: positive is better."""
         return value - reference if self.direction == "maximize" else reference - value
+
+    def record_gap(self, value: float) -> float | None:
+        """How far ``value`` is behind the best record, in the metric's units and direction
+        (record - value when maximised, value - record when minimised, as for an upper bound):
+        positive behind, 0 equal, negative ahead; None when no record is known."""
+        best = self.leader()
+        # The record's progress over the value (not minus the value's over the record: an
+        # equal value must show 0, not -0).
+        return None if best is None else self.improvement(best.value, value)
+
+    def standing(self, value: float) -> str | None:
+        """Where ``value`` stands against the records: "new record" only when it strictly
+        beats every published one, else "equals record" or "behind record"; None when no
+        record is known."""
+        gap = self.record_gap(value)
+        if gap is None:
+            return None
+        return "new record" if gap < 0 else "equals record" if gap == 0 else "behind record"
 
 
 def format_score(value: float | None, missing: str = "-", signed: bool = False) -> str:

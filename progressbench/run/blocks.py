@@ -1,5 +1,9 @@
 """SEARCH/REPLACE blocks: parsing them out of a reply, and applying one to a program inside
-its EVOLVE regions (the rules are in ``progressbench.run.edits``)."""
+its EVOLVE regions (the rules are in ``progressbench.run.edits``).
+
+A block may follow a line naming the file it edits (aider's convention, blank lines and a
+``` fence line may come between); which names count is for ``edits`` to decide, since only
+it knows the program's files."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from progressbench.contracts.program import header_path
 from progressbench.errors import EditError
 from progressbench.run.regions import (
     END_MARKER,
@@ -25,6 +30,9 @@ _REPLACE_RE = re.compile(r"^>{5,9} ?REPLACE\s*$")
 _HINT_CONTEXT_MAX = 12
 _HINT_SHORTLIST = 20
 _WORD_RE = re.compile(r"\w+|[^\w\s]")
+_FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
+# How a model decorates a file name on its own line: `main.py`, **main.py**, main.py:
+_NAME_DECORATION = "`*#: \t"
 
 
 @dataclass(frozen=True)
@@ -33,20 +41,30 @@ class Block:
 
     ``search`` and ``replace`` are whole lines, each ending in a newline (empty when the
     section is empty); ``index`` counts blocks from 1; ``line`` is the 1-based reply line of
-    the block's SEARCH marker.
+    the block's SEARCH marker; ``name`` is the one word on the last prose line before it
+    (its file name, undecorated, when the reply names one), else "".
     """
 
     search: str
     replace: str
     index: int
     line: int
+    name: str = ""
 
     @property
     def where(self) -> str:
         return f"block {self.index} (reply line {self.line})"
 
-    def render(self) -> str:
-        return f"<<<<<<< SEARCH\n{self.search}=======\n{self.replace}>>>>>>> REPLACE\n"
+    def render(self, path: str = "") -> str:
+        """The block as stored: after its file's path, in a multi-file program."""
+        head = f"{path}\n" if path else ""
+        return f"{head}<<<<<<< SEARCH\n{self.search}=======\n{self.replace}>>>>>>> REPLACE\n"
+
+
+def _name_of(line: str) -> str:
+    """The file name a prose line may be, or "" when it is more than one word."""
+    word = line.strip().strip(_NAME_DECORATION)
+    return word if word and not any(c.isspace() for c in word) else ""
 
 
 def parse_blocks(text: str) -> list[Block]:
@@ -61,6 +79,7 @@ def parse_blocks(text: str) -> list[Block]:
     search: list[str] = []
     replace: list[str] = []
     start = 0
+    name = ""  # the last prose line's word, if one; a block after it edits that file
     for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
         where = f"block {len(blocks) + 1} (reply line {start})"
         if _SEARCH_RE.match(line):
@@ -90,19 +109,15 @@ def parse_blocks(text: str) -> list[Block]:
                 )
             if state == "search":
                 raise EditError(f"{where}: >>>>>>> REPLACE on reply line {number} before =======")
-            blocks.append(
-                Block(
-                    search="".join(f"{s}\n" for s in search),
-                    replace="".join(f"{r}\n" for r in replace),
-                    index=len(blocks) + 1,
-                    line=start,
-                )
-            )
-            state = "prose"
+            lines = ("".join(f"{s}\n" for s in search), "".join(f"{r}\n" for r in replace))
+            blocks.append(Block(*lines, index=len(blocks) + 1, line=start, name=name))
+            state, name = "prose", ""
         elif state == "search":
             search.append(line)
         elif state == "replace":
             replace.append(line)
+        elif line.strip() and not _FENCE_RE.match(line):
+            name = _name_of(line)
     if state != "prose":
         missing = "=======" if state == "search" else ">>>>>>> REPLACE"
         raise EditError(
@@ -194,6 +209,11 @@ def apply_block(code: str, block: Block, original: str) -> str:
         raise EditError(
             f"{block.where}: the REPLACE section contains an {START_MARKER}/{END_MARKER} "
             f"marker; markers are protected and cannot be added or removed"
+        )
+    if any(header_path(line) for line in split_lines(block.replace)):
+        raise EditError(
+            f"{block.where}: the REPLACE section contains a '# ===== file: ... =====' line; "
+            "those lines name the program's files and cannot be added"
         )
     lines = split_lines(code)
     regions = evolve_regions(code)

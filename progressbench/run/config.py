@@ -8,6 +8,7 @@ keeps its stored config; only the settings in ``RESUMABLE`` may change (``resume
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,11 +105,26 @@ class RunConfig(BaseModel):
     )
     prompt_dir: str | None = None
     guards: list[str] | None = Field(None, description="guards to apply (default: all that apply)")
+    program: str | None = Field(
+        None,
+        min_length=1,
+        description="the program to evolve from instead of the environment's baseline: a .py "
+        "file, or a directory whose main.py is the entry (docs/tasks.md)",
+    )
+    whole_file: bool = Field(
+        False, description="agents may edit all of program, not only its EVOLVE blocks"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _agent_tables(cls, data: Any) -> Any:
         return expand_agent_tables(data) if isinstance(data, dict) else data
+
+    @field_validator("program")
+    @classmethod
+    def _absolute_program(cls, v: str | None) -> str | None:
+        # Stored with the run as where it came from, whatever directory a resume runs in.
+        return os.path.abspath(os.path.expanduser(v)) if v else v
 
     @field_validator("agent_weights")
     @classmethod
@@ -123,6 +139,8 @@ class RunConfig(BaseModel):
             raise ValueError(
                 f"agent_weights has {len(self.agent_weights)} values for {len(self.agents)} agents"
             )
+        if self.whole_file and self.program is None:
+            raise ValueError("whole_file applies to a program: give --program PATH with it")
         return self
 
     def redacted_keys(self) -> list[str]:
@@ -297,7 +315,7 @@ def validate_config(values: dict[str, Any]) -> RunConfig:
 def describe_validation_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "config"
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")  # pydantic's word for a validator's own
     if err["type"] == "extra_forbidden":
         msg = "unknown setting"
     got = err.get("input")

@@ -30,6 +30,11 @@ A reply without edit blocks may instead hold the whole program in one fenced cod
 must contain the EVOLVE markers); it is accepted only if every protected line is unchanged.
 Every ``EditError`` message is written for the agent: it names the block and reply line and
 says how to fix the edit.
+
+In a program of several files (``progressbench.contracts.program``) every block edits one
+file: the one named on the line before it (aider's convention), or, without such a line, the
+same file as the block before. A block naming no file of the program, or editing a file that
+has no EVOLVE blocks, is refused; a whole-program rewrite is not accepted there.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from progressbench.contracts.program import is_multi_file, join_files, split_files
 from progressbench.errors import EditError
 from progressbench.run.blocks import Block, apply_block, parse_blocks
 from progressbench.run.regions import (
@@ -58,13 +64,19 @@ __all__ = [
     "Block",
     "apply_reply",
     "evolve_regions",
+    "has_marker",
+    "is_multi_file",
+    "join_files",
     "parse_blocks",
     "protected_changes",
     "restated_idea",
+    "split_files",
     "unified_diff",
 ]
 
 _FENCE_OPEN_RE = re.compile(r"^\s*(`{3,}|~{3,})\s*[\w+#.-]*\s*$")
+# What a word must look like to be taken for a file name that is not the program's.
+_PATH_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*\.\w+$")
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,11 @@ def restated_idea(reply: str) -> str:
 
 
 def unified_diff(old: str, new: str, name: str = "program.py") -> str:
-    """A unified diff from ``old`` to ``new`` with ``a/``/``b/`` file names, as git writes it."""
+    """A unified diff from ``old`` to ``new`` with ``a/``/``b/`` file names, as git writes it;
+    of a multi-file program, one per changed file, under its path."""
+    if is_multi_file(old) or is_multi_file(new):
+        a, b = split_files(old), split_files(new)
+        return "".join(unified_diff(a.get(p, ""), b.get(p, ""), p) for p in {**a, **b})
     out = []
     for line in difflib.unified_diff(
         split_lines(old), split_lines(new), fromfile=f"a/{name}", tofile=f"b/{name}"
@@ -160,16 +176,15 @@ def apply_reply(code: str, reply_text: str) -> Applied:
     """
     evolve_regions(code)  # a program without evolvable code cannot be edited at all
     blocks = parse_blocks(reply_text)
+    if is_multi_file(code):
+        return _apply_to_files(code, blocks)
     if not blocks:
         return _apply_rewrite(code, reply_text)
     new_code = code
     for block in blocks:
         new_code = apply_block(new_code, block, code)
     if new_code == code:
-        raise EditError(
-            f"the edit produces no change: the REPLACE text of every block equals its SEARCH "
-            f"text ({len(blocks)} block{'s' if len(blocks) != 1 else ''})"
-        )
+        raise _no_change(len(blocks))
     # Blocks only touch evolvable lines and may not add markers, so this holds by
     # construction; checking it anyway keeps the guarantee independent of that reasoning.
     change = protected_changes(code, new_code)
@@ -180,4 +195,59 @@ def apply_reply(code: str, reply_text: str) -> Applied:
         kind="diff",
         blocks=len(blocks),
         edit="\n".join(block.render() for block in blocks),
+    )
+
+
+def _no_change(n: int) -> EditError:
+    return EditError(
+        f"the edit produces no change: the REPLACE text of every block equals its SEARCH "
+        f"text ({n} block{'s' if n != 1 else ''})"
+    )
+
+
+def _apply_to_files(code: str, blocks: list[Block]) -> Applied:
+    """``apply_reply`` for a multi-file program: each block to its file, all or nothing."""
+    files = split_files(code)
+    editable = ", ".join(p for p, text in files.items() if has_marker(text))
+    if not blocks:
+        raise EditError(
+            "the reply holds no SEARCH/REPLACE blocks; this program has several files: put "
+            f"the path of the file a block edits ({editable}) on its own line before the block"
+        )
+    new, path, rendered = dict(files), "", []
+    for block in blocks:
+        path = _file_of(block, files, path, editable)
+        if not has_marker(files[path]):
+            raise EditError(
+                f"{block.where} edits {path}, which has no EVOLVE blocks: all of it is "
+                f"protected (files with EVOLVE blocks: {editable})"
+            )
+        try:
+            new[path] = apply_block(new[path], block, files[path])
+        except EditError as exc:
+            raise EditError(f"{path}: {exc}") from None
+        rendered.append(block.render(path))
+    new_code = join_files(new)
+    if new_code == code:
+        raise _no_change(len(blocks))
+    change = protected_changes(code, new_code)  # as for one file: by construction, checked
+    if change is not None:
+        raise EditError(f"the edit changes protected code: {change}")
+    return Applied(code=new_code, kind="diff", blocks=len(blocks), edit="\n".join(rendered))
+
+
+def _file_of(block: Block, files: dict[str, str], previous: str, editable: str) -> str:
+    """The file ``block`` edits: the one its name line names, else the previous block's."""
+    if block.name in files:
+        return block.name
+    if _PATH_RE.match(block.name):
+        raise EditError(
+            f"{block.where} names the file {block.name!r}, which is not a file of the program "
+            f"(its files: {', '.join(files)})"
+        )
+    if previous:
+        return previous
+    raise EditError(
+        f"{block.where} names no file: this program has several files, so put the path of "
+        f"the file it edits ({editable}) on its own line before the block"
     )

@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 from progressbench import __version__, plugins
@@ -21,36 +20,16 @@ from progressbench.contracts.agent import AgentUnavailable
 from progressbench.contracts.environment import Environment
 from progressbench.contracts.evaluator import Evaluator
 from progressbench.contracts.strategy import Strategy, StrategyContext, Task
-from progressbench.errors import RunFailed, UserError
-from progressbench.run import child, packages, prompts, rows, stages
+from progressbench.errors import ReferenceInvalid, RunFailed
+from progressbench.run import child, packages, prompts, rows, source, stages
 from progressbench.run.agents import AgentPool
 from progressbench.run.child import ChildContext, Outcome
 from progressbench.run.config import RunConfig
+from progressbench.run.counters import Stats
 from progressbench.run.session import CostCapReached, CostMeter, ProgramViews, StopFlag
 from progressbench.run.stages import check_variant, default_workers, last_line, pick_guards
 from progressbench.store.database import Store
-from progressbench.store.tables import Program, Run, TaskRecord, stored_id
-
-
-@dataclass
-class Stats:
-    """The run's counters, as the progress line and the run row show them."""
-
-    done: int = 0
-    valid: int = 0
-    failed: int = 0
-    retries: int = 0
-    env_errors: int = 0
-    best_id: int | None = None
-    best_score: float | None = None
-    best_metric: float | None = None
-    meter: CostMeter = field(default_factory=CostMeter, repr=False)
-
-    @property
-    def cost(self) -> float:
-        """LLM spend so far (USD)."""
-        return self.meter.spent
-
+from progressbench.store.tables import Run, TaskRecord, stored_id
 
 Reporter = Callable[[str], None]
 
@@ -76,6 +55,7 @@ class RunLoop:
         self.strategy_cls: type[Strategy] = plugins.get("strategies", config.strategy)
         self.strategy_cls.check_options(config.strategy_options)
         self.guards = pick_guards(self.env, self.variant, config.guards)
+        self.reference_code = "" if run else source.reference_code(config, self.env, self.variant)
         prompts.check_prompt_dir(config.prompt_dir, config.env, self.strategy_cls)
         self.workers = config.workers or default_workers(self.resources.cpus)
         # Built here, started in execute: a bad evaluator option fails before any run row.
@@ -104,7 +84,7 @@ class RunLoop:
         return self.run
 
     def _create_run(self) -> Run:
-        reference = self.env.baseline(self.variant)
+        reference = self.reference_code
         run = self.store.create_run(
             env=self.env.name,  # a resolved name (task:PATH) as stable as a registered one
             variant=self.variant,
@@ -142,6 +122,9 @@ class RunLoop:
         except BaseException as exc:
             self._stop.set()
             evaluator.close()
+            if isinstance(exc, ReferenceInvalid) and not resumed:
+                self.store.discard_run(run.id)  # it never began: nothing to keep or resume
+                raise
             wall = prior_wall + time.monotonic() - started
             if isinstance(exc, KeyboardInterrupt):
                 self.store.update_run(run.id, status="interrupted", wall_time_s=wall)
@@ -164,7 +147,7 @@ class RunLoop:
             out = child.evaluate(self.context, ref, None)
             if out.status != "valid":
                 # A harness or baseline bug: one line that names who can fix it.
-                raise UserError(
+                raise ReferenceInvalid(
                     f"the reference program of environment {run.env!r}{stages.plugin_of(run.env)} "
                     f"is not valid here: {last_line(out.error)}"
                 )
@@ -317,7 +300,7 @@ class RunLoop:
                 self._stop.set()
                 run_id = self._active.id
                 raise RunFailed(
-                    f"{exc}; run {run_id} stopped (--resume {run_id} once fixed)"
+                    f"{exc}; run {run_id} stopped ({self.store.resume_command(run_id)} once fixed)"
                 ) from None
             self._commit(out, strategy)
             self._show_progress(started, prior_wall)
@@ -335,7 +318,7 @@ class RunLoop:
             metric,
             out.error,
         )
-        view = self.views.put(self.views.build(program, a))
+        view = self.views.put(self.views.build(program, a, rows.task_seq(out.task_key)))
         # Kept current with every result: `show` on a running run, and the wall time of a run
         # killed outright, stay true.
         run_fields: dict[str, Any] = {
@@ -345,7 +328,8 @@ class RunLoop:
             strategy.observe(view)
             run_fields["strategy_state_json"] = json.dumps(strategy.state())
         if run_stats:
-            run_fields.update(self._count(program, out.status, valid, score, metric))
+            self.meter.set(self.store.run_cost(self._active.id))
+            run_fields.update(self.stats.count(program, out.status, valid, score, metric))
         rows.commit_result(  # a child whose result cannot be stored fails, not the run
             self.store,
             stored_id(program),
@@ -366,30 +350,9 @@ class RunLoop:
         if self.stats.env_errors >= stages.ENV_ERROR_LIMIT:
             self._stop.set()
             rid = self._active.id
-            raise RunFailed(f"{error}; run {rid} stopped (--resume {rid} once it is fixed)")
-
-    def _count(
-        self, program: Program, status: str, valid: bool, score: float | None, metric: float | None
-    ) -> dict[str, Any]:
-        """One more child in the counters; the run's fields that show them."""
-        st = self.stats
-        st.done += 1
-        st.valid += int(valid)
-        st.failed += int(status in ("failed", "rejected"))
-        st.retries += program.retries
-        self.meter.set(self.store.run_cost(self._active.id))
-        if valid and score is not None and (st.best_score is None or score > st.best_score):
-            st.best_id, st.best_score, st.best_metric = program.id, score, metric
-        return dict(
-            n_children=st.done,
-            n_valid=st.valid,
-            n_failed=st.failed,
-            n_retries=st.retries,
-            cost_usd=st.cost,
-            best_program_id=st.best_id,
-            best_score=st.best_score,
-            best_metric=st.best_metric,
-        )
+            raise RunFailed(
+                f"{error}; run {rid} stopped ({self.store.resume_command(rid)} once fixed)"
+            )
 
     def _show_progress(self, started: float, prior_wall: float) -> None:
         if self.progress is not None:

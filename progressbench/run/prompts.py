@@ -17,7 +17,7 @@ from string import Template
 from pydantic import BaseModel
 
 from progressbench.contracts.environment import Objective, format_score
-from progressbench.contracts.program import ProgramView
+from progressbench.contracts.program import ProgramView, is_multi_file
 from progressbench.errors import UserError
 
 _BUILTIN = resources.files("progressbench.run") / "templates"
@@ -108,7 +108,7 @@ def edit_prompt(
     errors: list[str] | None = None,
 ) -> tuple[str, str]:
     """(system, user) messages asking for SEARCH/REPLACE edits of ``parent``."""
-    system = template("system", prompt_dir, env).substitute()
+    system = system_message(parent.code, prompt_dir, env)
     insp = inspirations_text(parent, inspirations, prompt_dir, env)
     err = ""
     if model_errors(errors or []):
@@ -128,6 +128,29 @@ def edit_prompt(
         errors=err,
     )
     return system, user
+
+
+# What the system message adds for a program of several files.
+MULTI_FILE_RULES = """
+This program has several files. In the program shown, each file begins with a line
+`# ===== file: PATH =====` naming its path; that line is not part of the file, and files
+without EVOLVE blocks are protected whole. Put the path of the file an edit changes on its
+own line right before each SEARCH/REPLACE block, e.g.:
+
+kernels.py
+<<<<<<< SEARCH
+lines copied exactly from kernels.py
+=======
+the lines that replace them
+>>>>>>> REPLACE
+"""
+
+
+def system_message(code: str, prompt_dir: str | None = None, env: str | None = None) -> str:
+    """The ``system`` template, with the rules for naming files when ``code`` (the program
+    being edited) has several."""
+    system = template("system", prompt_dir, env).substitute()
+    return system + MULTI_FILE_RULES if is_multi_file(code) else system
 
 
 def inspirations_text(
@@ -188,7 +211,7 @@ def fix_messages(
 ) -> tuple[str, str]:
     """(system, user) messages of the fast error catcher's retry: the edit rules; then the
     objective, the idea being implemented, the failed reply, its error and the parent's code."""
-    system = template("system", prompt_dir, env).substitute()
+    system = system_message(context.code, prompt_dir, env)
     idea = f"\n# The idea you are implementing\n{context.idea}\n" if context.idea else ""
     fields = context.model_dump() | {"idea": idea, "reply": context.reply.strip() or "(empty)"}
     return system, template("fix", prompt_dir, env).substitute(fields)

@@ -7,11 +7,14 @@ A program marks the code agents may change with comment lines::
     ...evolvable code...
     # EVOLVE-BLOCK-END
 
-Everything else, the marker lines included, is protected.
+Everything else, the marker lines included, is protected. In a program of several files
+(``progressbench.contracts.program``) each file has its own blocks, or none: a file without
+markers is protected whole, and so are the header lines that name the files.
 """
 
 from __future__ import annotations
 
+from progressbench.contracts.program import is_multi_file, split_files
 from progressbench.errors import EditError
 
 START_MARKER = "EVOLVE-BLOCK-START"
@@ -45,8 +48,31 @@ def evolve_regions(code: str) -> list[tuple[int, int]]:
 
     A span runs from just after an ``EVOLVE-BLOCK-START`` comment line to the start of the
     matching ``EVOLVE-BLOCK-END`` line, so the marker lines themselves are protected. Raises
-    ``EditError`` when markers are missing, unbalanced or nested.
+    ``EditError`` when markers are missing, unbalanced or nested (in a multi-file program:
+    in some file, which the message names; a file without markers has no regions).
     """
+    if not is_multi_file(code):
+        return _file_regions(code)
+    regions: list[tuple[int, int]] = []
+    offset = 0
+    for path, text in split_files(code).items():
+        offset = code.index("\n", offset) + 1  # past the file's header line
+        if has_marker(text):
+            try:
+                regions += [(offset + a, offset + b) for a, b in _file_regions(text)]
+            except EditError as exc:
+                raise EditError(f"{path}: {exc}") from None
+        offset += len(text)
+    if not regions:
+        raise EditError(_NO_REGIONS)
+    return regions
+
+
+_NO_REGIONS = f"the program has no evolvable code: no '# {START_MARKER}' / '# {END_MARKER}' lines"
+
+
+def _file_regions(code: str) -> list[tuple[int, int]]:
+    """``evolve_regions`` of one file."""
     regions: list[tuple[int, int]] = []
     open_at: tuple[int, int] | None = None  # (line number, offset after the START line)
     offset = 0
@@ -67,9 +93,7 @@ def evolve_regions(code: str) -> list[tuple[int, int]]:
     if open_at is not None:
         raise EditError(f"{START_MARKER} on line {open_at[0]} is never closed by {END_MARKER}")
     if not regions:
-        raise EditError(
-            f"the program has no evolvable code: no '# {START_MARKER}' / '# {END_MARKER}' lines"
-        )
+        raise EditError(_NO_REGIONS)
     return regions
 
 
@@ -86,8 +110,11 @@ def first_protected_change(old: str, new: str, loose: bool) -> str | None:
     """Describe the first protected difference between ``old`` and ``new`` or return None.
 
     ``loose`` ignores trailing whitespace per line (the rewrite check); the exact comparison is
-    what the edit-scope guard uses.
+    what the edit-scope guard uses. In a multi-file program the sentence names the file and
+    its line numbers are that file's.
     """
+    if is_multi_file(old) or is_multi_file(new):
+        return _files_change(old, new, loose)
     old_regions = evolve_regions(old)
     try:
         new_regions = evolve_regions(new)
@@ -125,6 +152,40 @@ def first_protected_change(old: str, new: str, loose: bool) -> str | None:
             return (
                 f"a line ({new_lines[common].rstrip()!r}) was added to the protected code at "
                 f"line {first + common}"
+            )
+    return None
+
+
+def _files_change(old: str, new: str, loose: bool) -> str | None:
+    """``first_protected_change`` of a multi-file program, file by file."""
+    if not is_multi_file(old) or not is_multi_file(new):
+        return "the program's file header lines changed; they are protected"
+    old_files, new_files = split_files(old), split_files(new)
+    gone = [p for p in old_files if p not in new_files]
+    added = [p for p in new_files if p not in old_files]
+    if gone or added:
+        what = f"file {gone[0]} was removed" if gone else f"a file {added[0]} was added"
+        return f"{what}; the program's files are fixed"
+    for path, text in old_files.items():
+        if has_marker(text):
+            change = first_protected_change(text, new_files[path], loose)
+        else:
+            change = _whole_change(text, new_files[path], loose)
+        if change is not None:
+            return f"in {path}: {change}"
+    return None
+
+
+def _whole_change(old: str, new: str, loose: bool) -> str | None:
+    """The first changed line of a file without EVOLVE blocks, all of it protected."""
+    old_lines, new_lines = split_lines(old), split_lines(new)
+    for k in range(max(len(old_lines), len(new_lines))):
+        a = old_lines[k] if k < len(old_lines) else ""
+        b = new_lines[k] if k < len(new_lines) else ""
+        if (a.rstrip() != b.rstrip()) if loose else (a != b):
+            return (
+                f"line {k + 1} changed ({a.rstrip()!r} became {b.rstrip()!r}), but the file "
+                "has no EVOLVE blocks: all of it is protected"
             )
     return None
 

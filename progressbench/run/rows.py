@@ -41,6 +41,11 @@ def task_key(run_id: str, seq: int) -> str:
     return f"{run_id}:{seq}"
 
 
+def task_seq(key: str) -> int:
+    """The task number in a key from ``task_key`` (0 for no key: the reference)."""
+    return int(key.rsplit(":", 1)[1]) if key else 0
+
+
 def call_key(seq: int, purpose: Purpose, n: int) -> str:
     """The key of the ``n``-th request (from 1) of task ``seq``."""
     return f"{seq}:{purpose}:{n}"
@@ -224,10 +229,13 @@ def view_of(
     program: Program,
     assessment: Assessment | None,
     format_telemetry: Callable[[dict[str, Any]], str],
+    task: int = 0,
 ) -> ProgramView:
-    """What a strategy sees of ``program``, with the assessment of its evaluation (if any)."""
+    """What a strategy sees of ``program``, with the assessment of its evaluation (if any);
+    ``task`` is the number of the task that proposed it, where known."""
     return ProgramView(
         id=program.id,
+        task=task,
         parent_ids=program.parent_ids,
         inspiration_ids=program.inspiration_ids,
         island=program.island,

@@ -162,11 +162,13 @@ class ProgramViews:
         self._views[view.id] = view
         return view
 
-    def build(self, program: Program, assessment: Assessment | None = None) -> ProgramView:
+    def build(
+        self, program: Program, assessment: Assessment | None = None, task: int = 0
+    ) -> ProgramView:
         """The view of ``program``; without an ``assessment``, that of its stored evaluation."""
         if assessment is None:
             assessment = rows.assessment_from(self.store.evaluation(stored_id(program)))
-        return rows.view_of(program, assessment, self.format_telemetry)
+        return rows.view_of(program, assessment, self.format_telemetry, task)
 
 
 class AgentSession:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from progressbench.contracts.environment import SandboxContext
 from progressbench.sandbox.filesystem import MAX_FILES
+from progressbench.sandbox.loader import import_folder
 from progressbench.sandbox.protocol import MAX_TEXT_CHARS, clip
 from progressbench.sandbox.syscalls import (
     CAP_DAC_READ_SEARCH,
@@ -135,6 +136,11 @@ def child_main(
         except BaseException as exc:
             write_report(failure_report(f"sandbox set-up failed: {exc!r}"))
         me = os.getpid()
+        folder = import_folder(program)
+        if folder is not None:
+            # Last on the path: a file of the program can never stand in for a module the
+            # harness imports (`run --program` refuses names that installed modules have).
+            sys.path.append(str(folder))
         try:
             ctx = SandboxContext(
                 variant=worker.variant,

@@ -45,6 +45,7 @@ from progressbench.sandbox.filesystem import (
     remove_tree,
     unmount,
 )
+from progressbench.sandbox.loader import write_program
 from progressbench.sandbox.protocol import (
     clean_text,
     clip,
@@ -175,9 +176,7 @@ class Worker:
         try:
             # Traversable, not writable, by the candidate: only scratch is its own.
             os.chmod(job_dir, 0o711)
-            program = job_dir / "program.py"
-            program.write_text(job["program"], encoding="utf-8")
-            os.chmod(program, 0o444)
+            program = write_program(job_dir, job["program"])
             scratch.mkdir(mode=0o700)
             if self.uid is not None and self.gid is not None:
                 os.chown(scratch, self.uid, self.gid)

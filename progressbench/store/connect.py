@@ -3,6 +3,7 @@ the one-line texts of what went wrong."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,20 @@ def resolve_url(db: str | None) -> str:
     except (ArgumentError, ValueError):
         raise UserError(f"--db {db!r} is not a valid database URL") from None
     return url.render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for a server database."""
+    return Path(url[len(SQLITE) :]) if url.startswith(SQLITE) else None
+
+
+def db_flag(url: str) -> str:
+    """`` --db WHERE`` for a command that must reach this database, or nothing for the
+    default file (a server URL keeps its password: the command must be able to connect)."""
+    path = sqlite_path(url)
+    if path is not None and path == Path(DEFAULT_DB).resolve():
+        return ""
+    return f" --db {shlex.quote(str(path) if path is not None else url)}"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, select
@@ -28,11 +28,12 @@ from sqlmodel import Session, SQLModel, col, select
 from progressbench.errors import UserError
 from progressbench.store import lease, schema
 from progressbench.store.connect import (
-    SQLITE,
     connect,
+    db_flag,
     first_line,
     resolve_url,
     safe_url,
+    sqlite_path,
     use_wal,
 )
 from progressbench.store.schema import StoreError
@@ -87,12 +88,15 @@ class Store:
     @property
     def path(self) -> Path | None:
         """The database file, for SQLite; None for a server database."""
-        return Path(self.url[len(SQLITE) :]) if self.url.startswith(SQLITE) else None
+        return sqlite_path(self.url)
 
     @property
     def location(self) -> str:
         """Where the records are, for messages: the file, or the URL without its password."""
         return str(self.path) if self.path is not None else safe_url(self.url)
+
+    def resume_command(self, run_id: str) -> str:
+        return f"progressbench run --resume {run_id}{db_flag(self.url)}"
 
     def close(self) -> None:
         self.leases.release_all()
@@ -111,7 +115,7 @@ class Store:
         except IntegrityError:
             raise
         except DBAPIError as exc:
-            kept = f"; what is stored is kept (--resume {run_id} once fixed)" if run_id else ""
+            kept = f"; what is stored is kept ({self.resume_command(run_id)})" if run_id else ""
             raise StoreError(f"database {self.location}: {first_line(exc)}{kept}") from None
 
     @contextlib.contextmanager
@@ -143,6 +147,16 @@ class Store:
         with self._faults(run.id):
             self.leases.sweep()  # what dead runs of this machine left in scratch
         return run
+
+    def discard_run(self, run_id: str) -> None:
+        """Remove run ``run_id`` and its rows: a run that never began (its reference is not
+        valid here), so that a mistake leaves no run behind."""
+        with self._write(run_id, status="discarded") as s:  # gives up the lease too
+            for table in reversed(SQLModel.metadata.sorted_tables):  # children before parents
+                if "run_id" in table.c:
+                    s.execute(delete(table).where(table.c.run_id == run_id))
+            s.execute(delete(Run).where(col(Run.id) == run_id))
+            s.commit()
 
     def add(self, obj: _Row) -> _Row:
         with self._write() as s:

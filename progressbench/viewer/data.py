@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from progressbench.analysis.leaderboard import run_objective
-from progressbench.analysis.report import pareto_front, run_environment
+from progressbench.analysis.report import pareto_front, run_environment, shown_status
 from progressbench.contracts.environment import Objective
 from progressbench.store import Evaluation, Program, Run, Store
 
@@ -159,14 +159,22 @@ def stamp(run: Run) -> str:
     return f"{run.updated_at.isoformat()}|{run.n_children}|{run.status}"
 
 
+def shown_run(store: Store, run_id: str) -> Run:
+    """Run ``run_id`` with the status reports show: one marked running whose process is
+    gone is interrupted (and the live page stops following it)."""
+    run = store.get_run(run_id)
+    run.status = shown_status(run, store.abandoned_runs())  # never written back
+    return run
+
+
 def version(store: Store, run_id: str) -> dict[str, Any]:
     """The live page's poll: the run's version and whether it may still change."""
-    run = store.get_run(run_id)
+    run = shown_run(store, run_id)
     return {"version": stamp(run), "status": run.status, "children": run.n_children}
 
 
 def load(store: Store, run_id: str) -> RunView:
-    run = store.get_run(run_id)
+    run = shown_run(store, run_id)
     rows = program_rows(store, run.id)
     programs = {p.id: p for p in rows}
     reference = next((p for p in rows if p.is_reference), None)

@@ -32,9 +32,8 @@ def leaderboard(store: Store) -> str:
     parts = ["<h1>Leaderboard</h1>"]
     for (env, variant), rows in groups.items():
         metric = rows[0]["metric"] or "score"
-        record = next((r["record"] for r in rows if r["record"]), None)
-        note = f"; gap to record = distance to {record}'s result" if record else ""
-        parts.append(f"<h2>{e(env)} ({e(variant)}) - {e(metric)}{e(note)}</h2>")
+        parts.append(f"<h2>{e(env)} ({e(variant)}) - {e(metric)}</h2>")
+        parts.append(lb.records_html(lb.group_objective(rows)))
         cells = []
         for r in rows:
             row = []

@@ -30,17 +30,22 @@ class Member:
     score: float
     code_hash: str
     cell: Cell
+    # The number of the task that proposed it (0: the reference). Program ids follow the
+    # order in which replies arrived, which depends on the workers; task numbers do not.
+    task: int = 0
 
     def rank_key(self) -> tuple[float, int]:
         # Best first; on equal scores the older program keeps its place.
-        return (-self.score, self.id)
+        return (-self.score, self.task)
 
     def to_state(self) -> list[Any]:
-        return [self.id, self.score, self.code_hash, list(self.cell)]
+        return [self.id, self.score, self.code_hash, list(self.cell), self.task]
 
     @classmethod
     def from_state(cls, data: list[Any]) -> Member:
-        return cls(int(data[0]), float(data[1]), str(data[2]), tuple(int(c) for c in data[3]))
+        # A state from before task numbers ordered ties by id: keep that order.
+        task = int(data[4]) if len(data) > 4 else int(data[0])
+        return cls(int(data[0]), float(data[1]), str(data[2]), tuple(int(c) for c in data[3]), task)
 
 
 @dataclass

@@ -29,8 +29,10 @@ from progressbench import (
 from . import prompting
 from .features import Descriptor, distance
 from .island import IdeaRecord, Island, Member, member_hash
+from .results import Result, issued_in
 
-STATE_VERSION = 1
+# 2: results wait for their generation (``held``, ``taken``); 1 took them in on arrival.
+STATE_VERSION = 2
 # How much of an idea the island summary keeps: the gist, not the essay.
 IDEA_TEXT_LIMIT = 300
 
@@ -106,6 +108,9 @@ class Islands(Strategy):
         self._migrations: list[dict[str, Any]] = []
         self._issued = 0
         self._observed = 0
+        # Results waiting for their generation to complete, and the last generation taken in.
+        self._held: list[Result] = []
+        self._taken = 0
         self._reference_seen = False
         # Only kept for the default grid axes, which are measured against the reference.
         self._reference_code = ""
@@ -116,10 +121,16 @@ class Islands(Strategy):
 
     # --- choosing tasks (main thread) ---------------------------------------------------
     def next_tasks(self, n: int) -> list[Task]:
-        # Never "wait": a generation's children are handed out as slots free up, and the next
-        # generation starts while the previous one is still being evaluated, so workers never
-        # idle on a generation's slowest child.
-        return [self._next_task() for _ in range(max(n, 0))]
+        # Children are handed out as slots free up, and a generation is issued while the one
+        # before it is still being evaluated: workers idle only when generation g-2 has not
+        # finished by the time generation g starts (see results.py for why not later).
+        tasks: list[Task] = []
+        while len(tasks) < n:
+            generation = self._issued // self.options.children_per_generation + 1
+            if not self._take_through(generation - 2):
+                break
+            tasks.append(self._next_task())
+        return tasks
 
     def _next_task(self) -> Task:
         opts = self.options
@@ -229,15 +240,54 @@ class Islands(Strategy):
             raise ValueError(
                 f"program {program.id} names island {program.island}, which does not exist"
             )
-        island = self._islands[program.island]
-        member = self._member(program)
+        text = " ".join(program.idea.split())
+        if len(text) > IDEA_TEXT_LIMIT:
+            text = text[: IDEA_TEXT_LIMIT - 3] + "..."
+        result = Result(
+            task=program.task,
+            id=program.id,
+            island=program.island,
+            generation=program.generation,
+            valid=program.valid,
+            status=program.status,
+            error=_brief(program.error),
+            idea=text,
+            parent=program.parent_ids[0] if program.parent_ids else None,
+            member=self._member(program),
+        )
+        if result.generation <= self._taken:  # late: its generation was taken in before a resume
+            self._take(result)
+        else:
+            self._held.append(result)
+        if self._issued >= self.ctx.budget:  # no task will be chosen again: nothing to wait for
+            last = (self._issued - 1) // self.options.children_per_generation + 1
+            self._take_through(last)
+
+    def _take_through(self, last: int) -> bool:
+        """Take in every generation up to ``last`` that has all its results, in order; whether
+        all of them up to ``last`` are in now."""
+        per = self.options.children_per_generation
+        while self._taken < last:
+            generation = self._taken + 1
+            batch = [r for r in self._held if r.generation == generation]
+            if len(batch) < issued_in(generation, self._issued, per):
+                return False
+            for result in sorted(batch, key=Result.order):
+                self._take(result)
+            self._held = [r for r in self._held if r.generation != generation]
+            self._taken = generation
+        return True
+
+    def _take(self, result: Result) -> None:
+        island = self._islands[result.island]
+        member = result.member
         placement = island.add(member) if member else None
         if placement == "stored" and member is not None:
             self._members[member.id] = member
-        if not program.valid:
-            island.note_error(_brief(program.error) or program.status)
-        if program.idea.strip():
-            self._note_idea(island, program, member, placement)
+        if not result.valid:
+            island.note_error(result.error or result.status)
+        if result.idea:
+            self._note_idea(island, result, placement)
         self._observed += 1
         cadence = self.options.migration_interval * self.options.children_per_generation
         if cadence and len(self._islands) > 1 and self._observed % cadence == 0:
@@ -262,15 +312,15 @@ class Islands(Strategy):
         if not program.valid or program.score is None or not math.isfinite(program.score):
             return None
         cell = self._descriptor.cell(program, self._reference_code)
-        return Member(program.id, float(program.score), member_hash(program.code), cell)
+        code = member_hash(program.code)
+        return Member(program.id, float(program.score), code, cell, program.task)
 
-    def _note_idea(
-        self, island: Island, program: ProgramView, member: Member | None, placement: str | None
-    ) -> None:
-        parent = self._members.get(program.parent_ids[0]) if program.parent_ids else None
+    def _note_idea(self, island: Island, result: Result, placement: str | None) -> None:
+        member = result.member
+        parent = self._members.get(result.parent) if result.parent is not None else None
         delta = member.score - parent.score if member and parent else None
-        if not program.valid:
-            note = f"{program.status}: {_brief(program.error)}"
+        if not result.valid:
+            note = f"{result.status}: {result.error}"
         elif member is None:
             note = "valid but no score"
         elif placement == "duplicate":
@@ -279,10 +329,8 @@ class Islands(Strategy):
             note = "new island best"
         else:
             note = ""
-        text = " ".join(program.idea.split())
-        if len(text) > IDEA_TEXT_LIMIT:
-            text = text[: IDEA_TEXT_LIMIT - 3] + "..."
-        island.note_idea(IdeaRecord(program.id, text, delta, note), self.options.idea_history)
+        record = IdeaRecord(result.id, result.idea, delta, note)
+        island.note_idea(record, self.options.idea_history)
         self._ideas_tested += 1
         if delta is not None and delta > 0:
             self._ideas_improved += 1
@@ -319,6 +367,8 @@ class Islands(Strategy):
             "rng": [version, list(internal), gauss],
             "issued": self._issued,
             "observed": self._observed,
+            "held": [result.to_state() for result in self._held],
+            "taken": self._taken,
             "reference_seen": self._reference_seen,
             "reference_code": self._reference_code,
             "modes": dict(self._modes),
@@ -331,7 +381,7 @@ class Islands(Strategy):
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in (1, STATE_VERSION):
             raise UserError(
                 f"islands: cannot resume from state version {state.get('version')!r} "
                 f"(this version reads {STATE_VERSION})"
@@ -345,6 +395,11 @@ class Islands(Strategy):
         self._rng.setstate((version, tuple(internal), gauss))
         self._issued = state["issued"]
         self._observed = state["observed"]
+        self._held = [Result.from_state(data) for data in state.get("held", [])]
+        # Version 1 took every result in on arrival: all it issued counts as taken in, and the
+        # results of its unfinished tasks are taken in as they come.
+        per = self.options.children_per_generation
+        self._taken = state.get("taken", (self._issued - 1) // per + 1 if self._issued else 0)
         self._reference_seen = state["reference_seen"]
         self._reference_code = state["reference_code"]
         self._modes = dict(state["modes"])
@@ -370,7 +425,8 @@ class Islands(Strategy):
         lines = [
             f"{len(self._islands)} islands, generation {generation}: {self._issued} children "
             f"proposed ({self._modes['template']} template, {self._modes['meta']} meta), "
-            f"{self._observed} finished"
+            f"{self._observed + len(self._held)} finished"
+            + (f" ({len(self._held)} waiting for their generation)" if self._held else "")
         ]
         for index, island in enumerate(self._islands):
             best = island.best()

@@ -89,7 +89,10 @@ def stopped_by_a_refused_key(db, tmp_path, server, **settings) -> tuple[str, str
     cfg = config(tmp_path, "budget = 2\n", agent_table("openai/m", server, **settings))
     res = pb("run", "--config", cfg, "--db", str(db), env=env(KEY_M="sk-env"))
     assert res.returncode == 1, res.stderr
-    return query(db, "select id from run")[0][0], cfg
+    run_id = query(db, "select id from run")[0][0]
+    # The hint resumes the run in this database, not in the default one.
+    assert f"(progressbench run --resume {run_id} --db {db} once fixed)" in res.stderr
+    return run_id, cfg
 
 
 def test_a_key_from_the_config_is_asked_for_again_on_resume(db, tmp_path):

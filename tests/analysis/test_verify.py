@@ -1,87 +1,23 @@
-"""Verified records: the t distribution against known values, the tests' decisions, and
-``progressbench verify`` end to end (circle-packing through the CLI; a noisy environment with a
-target; nanogpt tiny on request)."""
+"""Verified records: ``progressbench verify`` end to end (circle-packing through the CLI; a
+noisy environment with a target; the paired "faster" verdict on planted speedups and the
+reference-vs-itself control; nanogpt tiny). The statistics themselves: test_stats.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 
+import paired_env
 import pytest
 import verify_env
 from conftest import pb, query
 
-from progressbench.analysis.stats import betainc, one_sample, t_cdf, welch
+from progressbench.analysis import leaderboard
+from progressbench.analysis import verify as verify_module
 from progressbench.analysis.verify import verify_program
 from progressbench.errors import UserError
 from progressbench.run.config import RunConfig
 from progressbench.store import Evaluation, Program, Store, code_hash
-
-
-# --- the distribution -----------------------------------------------------------------------
-@pytest.mark.parametrize("t", [-40.0, -3.0, -0.5, 0.0, 0.7, 2.5, 100.0])
-def test_t_cdf_matches_the_closed_forms(t):
-    assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
-    assert t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("t", "df", "cdf"),
-    [
-        # Quantiles from standard t tables.
-        (2.015048373, 5, 0.95),
-        (3.364929997, 5, 0.99),
-        (2.228138852, 10, 0.975),
-        (2.749995652, 30, 0.995),
-        (-1.812461123, 10, 0.05),
-        (2.0, 5, 0.9490302605850709),
-    ],
-)
-def test_t_cdf_matches_tables(t, df, cdf):
-    assert t_cdf(t, df) == pytest.approx(cdf, abs=1e-8)
-
-
-def test_t_cdf_tends_to_the_normal():
-    normal = 0.5 * (1 + math.erf(1.959963985 / math.sqrt(2)))
-    assert t_cdf(1.959963985, 1e5) == pytest.approx(normal, abs=1e-5)
-
-
-@pytest.mark.parametrize(("t", "df"), [(1.5, 2.5), (0.3, 7.3), (-2.2, 3.7)])
-def test_t_cdf_with_fractional_df_matches_integration(t, df):
-    """Welch's test has fractional degrees of freedom: check against Simpson's rule."""
-
-    def pdf(x: float) -> float:
-        scale = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-        return scale * (1 + x * x / df) ** (-(df + 1) / 2)
-
-    n, h = 20_000, t / 20_000
-    inner = sum((4 if i % 2 else 2) * pdf(i * h) for i in range(1, n))
-    integral = h / 3 * (pdf(0.0) + pdf(t) + inner)
-    assert t_cdf(t, df) == pytest.approx(0.5 + integral, abs=1e-10)
-
-
-def test_incomplete_beta_known_values():
-    assert betainc(2, 3, 0.5) == pytest.approx(11 / 16, abs=1e-14)  # binomial sum
-    assert betainc(1, 1, 0.3) == pytest.approx(0.3, abs=1e-14)  # uniform
-    assert betainc(0.5, 0.5, 0.25) == pytest.approx(2 / math.pi * math.asin(0.5), abs=1e-12)
-    assert betainc(3, 4, 0.0) == 0.0 and betainc(3, 4, 1.0) == 1.0
-    with pytest.raises(ValueError):
-        betainc(0, 1, 0.5)
-
-
-def test_one_sample_and_welch_decisions():
-    below = one_sample([1.48, 1.47, 1.49, 1.46, 1.48], 1.5, "minimize")
-    assert below.df == 4 and below.t < 0 and below.p == pytest.approx(t_cdf(below.t, 4))
-    assert below.p < 0.01
-    assert one_sample([1.48, 1.47, 1.49, 1.46, 1.48], 1.5, "maximize").p > 0.99
-    assert one_sample([2.0, 2.0, 2.0], 1.5, "maximize").p == 0.0  # no spread: certain
-    assert one_sample([2.0, 2.0, 2.0], 2.0, "maximize").p == 1.0
-    better = welch([2.6, 2.61, 2.59], [2.5, 2.52, 2.49], "maximize")
-    assert better.p < 0.01 and 2 < better.df < 4  # Welch-Satterthwaite, not na + nb - 2
-    assert welch([2.6, 2.61, 2.59], [2.5, 2.52, 2.49], "minimize").p > 0.99
-    with pytest.raises(ValueError):
-        welch([1.0], [1.0, 2.0], "maximize")
-
 
 # --- circle-packing, through the CLI ----------------------------------------------------------
 IMPROVE = (
@@ -209,6 +145,82 @@ def test_verify_refuses_a_program_of_another_run(noisy, tmp_path):
         verify_program(store, other.id, add(1.4, 0.01), 2, 1, say=lambda _: None)
 
 
+# --- the paired "faster" verdict ----------------------------------------------------------------
+@pytest.fixture
+def paired(tmp_path, plugin, monkeypatch):
+    """A run of the paired test environment, with ``add(step_cost, steps_factor)`` adding a
+    program, and verify's fresh seeds made reproducible (the environment's noise follows the
+    seed, so each test's outcome is fixed)."""
+    plugin(paired_env)
+    counter = itertools.count(1)
+    monkeypatch.setattr(verify_module.secrets, "randbelow", lambda n: (next(counter) * 7919) % n)
+    store = Store(str(tmp_path / "pb.db"))
+    config = RunConfig(env="paired-test", evaluator_options={"plugin_modules": ["paired_env"]})
+    run = store.create_run(env="paired-test", variant="default", strategy="greedy", agent="t",
+                           budget=1, config_json=config.model_dump_json())  # fmt: skip
+    reference = store.add(Program(run_id=run.id, is_reference=True, code=paired_env.BASELINE,
+                                  code_hash=code_hash(paired_env.BASELINE), status="valid"))  # fmt: skip
+    store.update_run(run.id, reference_id=reference.id)
+
+    def add(step_cost: float, steps_factor: float = 1.0, note: str = "") -> int:
+        code = (
+            paired_env.BASELINE.replace("STEP_COST = 0.1", f"STEP_COST = {step_cost}")
+            .replace("STEPS_FACTOR = 1.0", f"STEPS_FACTOR = {steps_factor}")
+            .replace("# EVOLVE-BLOCK-END", f"{note}# EVOLVE-BLOCK-END")
+        )
+        program = store.add(Program(run_id=run.id, code=code, code_hash=code_hash(code),
+                                    status="valid"))  # fmt: skip
+        return program.id
+
+    return store, run, add
+
+
+@pytest.mark.parametrize(
+    ("step_cost", "steps_factor", "kind"), [(0.097, 1.0, "systems"), (0.1, 0.9, "ML")]
+)
+def test_a_planted_speedup_is_verified_faster(paired, step_cost, steps_factor, kind):
+    """A 3% cheaper step (systems) or 10% fewer steps (ML), against the reference's re-runs on
+    the same seeds, interleaved: found at p < 0.01, the CI holding the planted ratio; the
+    leaderboard marks the run "verified faster" (the record criterion)."""
+    store, run, add = paired
+    program = add(step_cost, steps_factor)
+    store.update_run(run.id, best_program_id=program)
+    said: list[str] = []
+    v = verify_program(store, run.id, program, 6, 1, say=said.append)
+    faster = json.loads(v.details_json)["faster"]
+    planted = (step_cost / 0.1) * steps_factor
+    assert v.verdict == "verified" and faster["verdict"] == "faster", v.summary
+    assert faster["p"] < 0.01 and faster["pairs"] == 6
+    assert faster["low"] < planted < faster["high"] and faster["high"] < 1
+    assert "verified faster" in v.summary and "99% CI" in v.summary
+    assert "each paired with a reference re-run on its seed" in said[0]
+    roles = [line.split()[0] for line in said[1:]]
+    assert roles == ["program", "reference"] * 6  # interleaved, one worker
+    ((row,),) = leaderboard.rows(store).values()
+    assert row["verified"] == "verified faster"
+    assert leaderboard.format_cell("verified", row["verified"]) == "yes, faster"
+
+
+def test_the_reference_against_itself_is_not_faster(paired):
+    """The control: the reference paired with itself on each seed, and a textual copy of it
+    (the same program; independent noise) paired with the reference, are never called
+    faster; a slower program is not either."""
+    store, run, add = paired
+    itself = verify_program(store, run.id, run.reference_id, 4, 1, say=lambda _: None)
+    faster = json.loads(itself.details_json)["faster"]
+    assert faster["verdict"] == "not-faster" and faster["ratio"] == 1.0 and faster["p"] == 1.0
+    copy = add(0.1, note="# the reference again\n")
+    for repeats in (4, 8):
+        v = verify_program(store, run.id, copy, repeats, 1, say=lambda _: None)
+        faster = json.loads(v.details_json)["faster"]
+        assert faster["verdict"] == "not-faster" and faster["low"] < 1 < faster["high"], v.summary
+    store.update_run(run.id, best_program_id=copy)
+    ((row,),) = leaderboard.rows(store).values()
+    assert row["verified"] == "verified"  # reaches the target, not faster: no record
+    slower = verify_program(store, run.id, add(0.103), 6, 1, say=lambda _: None)
+    assert json.loads(slower.details_json)["faster"]["verdict"] == "not-faster"
+
+
 # --- nanogpt tiny ---------------------------------------------------------------------------
 def test_verify_nanogpt_tiny_tests_the_validation_loss_against_the_target(tmp_path):
     """The environment's own protocol: best validation loss of each fresh-seed re-run against
@@ -217,7 +229,7 @@ def test_verify_nanogpt_tiny_tests_the_validation_loss_against_the_target(tmp_pa
     options = {
         "time_budget_s": 60,
         "max_steps": 4,
-        "ckpt_every_s": 60,
+        "ckpt_every_steps": 100,
         "val_tokens": 2048,
         "probe_tokens": 2048,
         "profile": False,
@@ -236,7 +248,15 @@ def test_verify_nanogpt_tiny_tests_the_validation_loss_against_the_target(tmp_pa
     details = json.loads(v.details_json)
     assert details["protocol"]["target"] == 1.0 and details["protocol"]["direction"] == "minimize"
     seeds = {r["seed"] for r in details["repeats"]}
-    assert len(seeds) == 2  # fresh seeds, not the run's
+    assert len(seeds) == 2 and run.seed not in seeds  # fresh seeds, not the run's
     assert v.summary.startswith(f"program {v.program_id} of run {run.id} (nanogpt/tiny)")
     assert "H1: mean best_val_loss < target 1" in v.summary
     assert store.verifications(run.id)[-1].id == v.id
+    # Paired with itself on each seed (the control); no pair reached the target, so the
+    # "faster" test has no cost to compare: untested, and said so.
+    roles = [(r["role"], r["seed"]) for r in details["repeats"]]
+    assert sorted(roles) == sorted(
+        (role, seed) for seed in seeds for role in ("program", "reference")
+    )
+    assert details["faster"] == {"verdict": "untested", "pairs": 0}
+    assert "fewer than 2 complete pairs: untested" in v.summary

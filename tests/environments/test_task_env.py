@@ -161,6 +161,8 @@ def test_an_evaluator_giving_no_score_is_the_tasks_fault_exit_2(tmp_path, db, re
     assert errors(res.stderr) == [res.stderr.strip().splitlines()[-1]] and not db.exists()
     run = pb("run", "--env", f"task:{folder}", "--budget", "2", "--db", str(db))
     assert run.returncode == 2 and message in run.stderr
+    # The run never began: no run row is left behind (field trial: a failed one was).
+    assert query(db, "select count(*) from run") == [(0,)]
 
 
 def test_an_evaluator_that_raises_fails_the_program_with_its_message(db):
@@ -173,6 +175,7 @@ def test_an_evaluator_that_raises_fails_the_program_with_its_message(db):
     run = pb("run", "--env", f"task:{folder}", "--budget", "2", "--db", str(db))
     assert run.returncode == 2
     assert "the reference program" in run.stderr and "this evaluator is broken" in run.stderr
+    assert query(db, "select (select count(*) from run) + (select count(*) from program)") == [(0,)]
 
 
 def test_a_missing_requirement_is_one_line_with_the_pip_command(tmp_path, db):

@@ -226,7 +226,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "env_options": {
             "time_budget_s": 60,
             "max_steps": 4,
-            "ckpt_every_s": 60,
+            "ckpt_every_steps": 1000,
             "val_tokens": 2048,
             "profile": False,
         },
@@ -408,7 +408,7 @@ def check_pipeline(campaign: Campaign, case: Case) -> None:
 HARNESS_OPTIONS = {
     "max_steps": 30,
     "time_budget_s": 300,
-    "ckpt_every_s": 0.2,
+    "ckpt_every_steps": 2,
     "val_tokens": 8192,
     "probe_tokens": 4096,
     "threads": 1,

@@ -326,6 +326,8 @@ def test_a_broken_reference_is_one_line_naming_the_environment_plugin(tmp_path, 
     assert "\n" not in message
     assert "environment 'broken-reference-test' (plugin 'broken_env')" in message
     assert "SyntaxError" in message
+    # The run never began: it is not kept (a failed row would sit on the leaderboard).
+    assert store.runs() == [] and store.leases.held == {}
 
 
 def test_an_environment_that_raises_in_assess_stops_the_run_naming_its_plugin(tmp_path, plugin):
@@ -346,7 +348,9 @@ def test_an_environment_that_raises_in_assess_stops_the_run_naming_its_plugin(tm
     message = str(err.value)
     assert "\n" not in message
     assert "environment 'assess-raises-test' (plugin 'broken_env') raised in assess" in message
-    assert "KeyError" in message and "--resume" in message
+    assert "KeyError" in message
+    # The command that resumes it reaches this database, not the default one.
+    assert f"(progressbench run --resume {store.runs()[0].id} --db {tmp_path / 'pb.db'} " in message
     (run,) = store.runs()
     assert run.status == "failed"
     children = [p for p in store.programs(run.id) if p.id != run.reference_id]

@@ -45,7 +45,7 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(db):
     errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         f"error: database {db}: database or disk is full; what is stored is kept "
-        f"(--resume {rid} once fixed)"
+        f"(progressbench run --resume {rid} --db {db})"
     ]
     stored = query(db, "select n_children from run")[0][0]
     assert 3 < stored < 60

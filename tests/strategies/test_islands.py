@@ -251,12 +251,55 @@ def test_migration_interval_zero_disables_migration():
 
 
 # --- tasks: generations, islands, sampling, inspirations -------------------------------------
+def failed_result(task: Task, number: int) -> ProgramView:
+    """What the loop reports for the ``number``-th task (from 1) when its child failed."""
+    return ProgramView(
+        id=1000 + number, task=number, parent_ids=[task.parent_id], island=task.island,
+        generation=task.generation, code="", status="failed", error="boom",
+    )  # fmt: skip
+
+
+def draw(strategy: Islands, n: int) -> list[Task]:
+    """``n`` tasks, each reported back as a failed child as soon as it is issued, so that
+    generations complete and the strategy keeps handing tasks out (the archives unchanged)."""
+    tasks: list[Task] = []
+    while len(tasks) < n:
+        new = strategy.next_tasks(n - len(tasks))
+        assert new, "the strategy waits although every task it issued came back"
+        for task in new:
+            tasks.append(task)
+            strategy.observe(failed_result(task, len(tasks)))
+    return tasks
+
+
 def test_generations_are_handed_out_across_calls_and_spread_over_islands():
     strategy = seeded(islands=4, children_per_generation=3)
     tasks = strategy.next_tasks(2) + strategy.next_tasks(0) + strategy.next_tasks(5)
-    assert [t.generation for t in tasks] == [1, 1, 1, 2, 2, 2, 3]
+    # Generation 3 is chosen from what generation 1 found: it waits for its results.
+    assert [t.generation for t in tasks] == [1, 1, 1, 2, 2, 2]
     assert {t.island for t in tasks[:4]} == {0, 1, 2, 3}
     assert all(t.parent_id == REF for t in tasks)
+    for number in (3, 1):  # out of order, and not yet all of them
+        strategy.observe(failed_result(tasks[number - 1], number))
+    assert strategy.next_tasks(5) == []
+    strategy.observe(failed_result(tasks[1], 2))
+    assert [t.generation for t in strategy.next_tasks(5)] == [3, 3, 3]  # 4 waits for 2
+
+
+def test_results_are_taken_in_by_generation_in_task_order_whatever_their_arrival():
+    """Two children of equal score in one niche and an archive of one: the earlier task's
+    child wins, in whichever order the workers finished them (taken in on arrival, the first
+    to arrive won)."""
+    for arrival in ((0, 1), (1, 0)):
+        strategy = seeded(islands=1, archive_size=1, children_per_generation=2)
+        tasks = strategy.next_tasks(2)
+        for i in arrival:
+            view = child(10 + i, 5.0, code=REF_CODE + f"x = {i}\n")
+            strategy.observe(view.model_copy(update={"task": i + 1, "generation": 1}))
+        assert strategy.elites(0) == [REF]  # held: generation 3 is not chosen yet
+        assert [t.generation for t in strategy.next_tasks(3)] == [2, 2, 3]
+        assert strategy.elites(0) == [10], arrival
+        assert tasks[0].generation == 1
 
 
 def _populated(features=None, **options: Any) -> Islands:
@@ -268,7 +311,7 @@ def _populated(features=None, **options: Any) -> Islands:
 
 def test_sampling_ratios_are_roughly_honoured():
     strategy = _populated(exploit_ratio=0.6, explore_ratio=0.3, fitness_ratio=0.1)
-    counts = Counter(t.meta["sampling"] for t in strategy.next_tasks(3000))
+    counts = Counter(t.meta["sampling"] for t in draw(strategy, 3000))
     assert counts["exploit"] / 3000 == pytest.approx(0.6, abs=0.04)
     assert counts["explore"] / 3000 == pytest.approx(0.3, abs=0.04)
     assert counts["fitness"] / 3000 == pytest.approx(0.1, abs=0.03)
@@ -276,7 +319,7 @@ def test_sampling_ratios_are_roughly_honoured():
 
 def test_exploitation_draws_only_elites():
     strategy = _populated(archive_size=5, exploit_ratio=1, explore_ratio=0, fitness_ratio=0)
-    parents = {t.parent_id for t in strategy.next_tasks(300)}
+    parents = {t.parent_id for t in draw(strategy, 300)}
     assert parents == set(strategy.elites(0))
 
 
@@ -284,7 +327,7 @@ def test_exploration_draws_across_niches_not_just_elites():
     strategy = _populated(
         features=X_AXIS, archive_size=3, exploit_ratio=0, explore_ratio=1, fitness_ratio=0
     )
-    parents = {t.parent_id for t in strategy.next_tasks(500)}
+    parents = {t.parent_id for t in draw(strategy, 500)}
     assert parents == set(strategy.cells(0).values())
     assert not parents <= set(strategy.elites(0))
 
@@ -292,7 +335,7 @@ def test_exploration_draws_across_niches_not_just_elites():
 def test_fitness_weighting_favours_better_programs():
     strategy = _populated(exploit_ratio=0, explore_ratio=0, fitness_ratio=1)
     ranked = strategy.members(0)
-    counts = Counter(t.parent_id for t in strategy.next_tasks(3000))
+    counts = Counter(t.parent_id for t in draw(strategy, 3000))
     assert counts[ranked[0]] > counts[ranked[len(ranked) // 2]] > counts[ranked[-1]]
 
 

@@ -123,3 +123,14 @@ def test_a_curve_of_many_children_is_drawn_as_paths_with_every_child():
     assert f'class="children" data-count="{valid}"' in chart
     assert f'class="failures" data-count="{len(rows) - valid}"' in chart
     assert "<circle" not in chart
+
+
+def test_a_run_whose_process_is_gone_is_shown_interrupted_and_not_followed(store):
+    """A kill -9'd run stays marked running in the store; the viewer, like `show` and the
+    leaderboard, shows it interrupted and its page stops polling."""
+    run = store.update_run(_run(store).id, status="running")
+    store.leases.release_all()  # what a dead process leaves: no live lease
+    body = Viewer(store, None, 0).handle(f"/run/{run.id}", {}).body.decode()
+    assert '<span class="status interrupted">interrupted' in body and "data-live" not in body
+    assert data.version(store, run.id)["status"] == "interrupted"
+    assert store.get_run(run.id).status == "running"  # shown, never written

@@ -25,17 +25,19 @@ def test_registered_through_the_plugin_manager(nanogpt: Any) -> None:
     assert isinstance(nanogpt, NanoGPT)
     assert set(nanogpt.variants) == {"tiny", "speedrun"}
     assert nanogpt.variants["speedrun"].requires_gpu and not nanogpt.variants["tiny"].requires_gpu
-    assert nanogpt.verifies and nanogpt.frontier == ("train_time_s", "val_loss")
+    assert nanogpt.verifies and nanogpt.frontier == ("train_cost_s", "val_loss")
     assert "torch" in nanogpt.preload
 
 
 def test_objective_resources_features(nanogpt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(env_module, "visible_gpus", lambda: 0)
     objective = nanogpt.objective("tiny")
-    assert objective.metric == "time_to_target_s" and objective.direction == "minimize"
+    assert objective.metric == "cost_to_target_s" and objective.direction == "minimize"
     tiny = nanogpt.resources("tiny")
     assert tiny.cpus == 2 and tiny.gpus == 0
-    assert tiny.seconds <= 150 and tiny.smoke_seconds <= 30
+    # The wall cap (2.5x the budget) bounds an evaluation on a loaded machine.
+    assert tiny.seconds <= 300 and tiny.smoke_seconds <= 30
+    assert nanogpt.verification("tiny")["faster"] == "cost_to_target_s"
     assert nanogpt.resources("speedrun").gpus >= 1
     assert [f.name for f in nanogpt.features("tiny")] == ["log10_params", "log10_tokens_per_s"]
     description = nanogpt.task_description("tiny")
@@ -81,20 +83,23 @@ def run_result(
     *,
     budget: float = 90.0,
     probe_shift: float = 0.0,
+    costs: list[float] | None = None,
     **verified_extra: Any,
 ) -> tuple[dict, dict]:
-    """A raw run result and its verification with the given checkpoint times and val losses."""
+    """A raw run result and its verification with the given checkpoint times (wall), costs
+    (the primary clock; the wall times unless given) and val losses."""
     checkpoints = [
         {
             "index": i,
             "file": f"ckpt_{i:03d}.pt",
             "digest": "d",
             "train_time_s": t,
+            "cost_s": c,
             "tokens": 1000 * (i + 1),
-            "steps": i,
+            "steps": 10 * (i + 1),
             "probe_loss": v + 0.01,
         }
-        for i, (t, v) in enumerate(zip(times, vals, strict=True))
+        for i, (t, c, v) in enumerate(zip(times, costs or times, vals, strict=True))
     ]
     raw = {
         "ok": True,
@@ -114,6 +119,8 @@ def run_result(
             {
                 "index": c["index"],
                 "train_time_s": c["train_time_s"],
+                "cost_s": c["cost_s"],
+                "steps": c["steps"],
                 "tokens": c["tokens"],
                 "reported_probe_loss": c["probe_loss"],
                 "probe_loss": c["probe_loss"] + probe_shift,
@@ -144,12 +151,26 @@ T = TINY.target
 def test_reaching_the_target_scores_by_time(nanogpt: Any) -> None:
     raw, verified = run_result([10, 20, 30, 40], [T + 1.0, T + 0.3, T - 0.05, T - 0.2])
     a = nanogpt.assess(raw, verified, "tiny")
-    assert a.valid and a.metrics["time_to_target_s"] == 30 and a.metrics["val_loss"] == T - 0.05
+    assert a.valid and a.metrics["cost_to_target_s"] == 30 and a.metrics["val_loss"] == T - 0.05
+    assert a.metrics["time_to_target_s"] == 30 and a.metrics["steps_to_target"] == 30
+    assert a.metrics["tokens_to_target"] == 3000
     assert a.metrics["best_val_loss"] == T - 0.2 and a.metrics["reached_target"] == 1.0
     assert a.metrics["train_time_s"] == 30 and a.metrics["tokens"] == 3000
     assert a.metrics["gap_to_floor"] == pytest.approx(T - 0.05 - TINY.entropy_floor)
     assert a.score == pytest.approx(90 / 30)
-    assert a.telemetry["val_curve"][-1] == [40, 4000, T - 0.2]
+    assert a.telemetry["val_curve"][-1] == [40, 4000, T - 0.2]  # by step
+
+
+def test_the_estimated_cost_is_the_primary_clock_on_tiny(nanogpt: Any) -> None:
+    """A loaded machine doubles the wall time; the score, the budget and the frontier follow
+    the estimate, and the wall time stays beside it."""
+    raw, verified = run_result([60, 120], [T + 0.2, T - 0.1], costs=[30, 60])
+    a = nanogpt.assess(raw, verified, "tiny")
+    assert a.valid and a.metrics["reached_target"] == 1.0  # 120 s of wall, 60 s of cost
+    assert a.metrics["cost_to_target_s"] == 60 and a.metrics["time_to_target_s"] == 120
+    assert a.metrics["train_cost_s"] == 60 and a.score == pytest.approx(90 / 60)
+    raw, verified = run_result([60, 120], [T + 0.2, T - 0.1], costs=[60, 120])
+    assert nanogpt.assess(raw, verified, "tiny").metrics["reached_target"] == 0.0
 
 
 def test_any_run_reaching_the_target_outranks_any_that_does_not(nanogpt: Any) -> None:
@@ -239,6 +260,7 @@ def test_speedrun_uses_its_own_target(nanogpt: Any) -> None:
     verified["fresh"] = None
     a = nanogpt.assess(raw, verified, "speedrun")
     assert a.valid and a.metrics["time_to_target_s"] == 200 and "entropy_floor" not in a.metrics
+    assert a.metrics["cost_to_target_s"] == 200  # the speedrun's clock is the wall
 
 
 def test_format_telemetry_is_compact_and_complete(nanogpt: Any) -> None:
@@ -270,8 +292,41 @@ def test_format_telemetry_is_compact_and_complete(nanogpt: Any) -> None:
         "forward 25.0%",
         "aten::mm 40.0%",
         "peak RSS 700 MB",
-        "0.900@30s",
+        "0.900@step30",
         "entropy floor",
     ):
         assert needle in text
     assert nanogpt.format_telemetry({}) == ""
+
+
+def test_mfu_only_against_a_peak_measured_idle(nanogpt: Any, monkeypatch, tmp_path) -> None:
+    """A CPU's MFU uses the peak stored once per machine (with its date and load), over the
+    estimated unloaded time; without a stored peak it is not shown."""
+    from progressbench_environments.nanogpt import machine
+
+    monkeypatch.setenv("PROGRESSBENCH_DATA", str(tmp_path))
+    raw, verified = run_result([20, 40], [1.5, 0.9], costs=[10, 20])
+    raw["telemetry"].update(
+        {
+            "device": "cpu (2 threads) x1",
+            "threads": 2,
+            "profile": {"kind": "CPU ops", "steps": 4, "top": [], "flops_per_token": 5e6},
+            "step_cost": {
+                "steps": 20, "cost_s": 20.0, "cost_ms_per_step": 1000.0, "step_ms_low": 1900.0,
+                "step_ms_median": 2100.0, "probe_ms_low": 20.0, "probe_reference_ms": 10.0,
+                "relative_noise": 0.012,
+            },
+        }
+    )  # fmt: skip
+    a = nanogpt.assess(raw, verified, "tiny")
+    text = nanogpt.format_telemetry(a.telemetry)
+    assert "mfu" not in a.metrics and "MFU not shown" in text
+    assert "cost (estimated unloaded training time): 20.0s ± 1.2% over 20 steps" in text
+    assert "wall 40.0s, 2.00x the estimate" in text
+    assert machine.main(["--force"]) == 0
+    peak, label = machine.load_peak(2)
+    assert peak > 0 and "measured 20" in label and "at load" in label
+    a = nanogpt.assess(raw, verified, "tiny")
+    assert a.metrics["mfu"] == pytest.approx(5e6 * 2000 / 20 / peak)
+    assert "MFU" in nanogpt.format_telemetry(a.telemetry)
+    assert machine.load_peak(3) is None

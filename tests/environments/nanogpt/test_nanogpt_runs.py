@@ -22,7 +22,7 @@ PROGRAMS = ROOT / "environments" / "nanogpt" / "programs"
 TINY_OPTIONS = {
     "max_steps": 40,
     "time_budget_s": 300,
-    "ckpt_every_s": 0.2,
+    "ckpt_every_steps": 5,
     "profile_at_s": 0,
     "val_tokens": 8192,
     "probe_tokens": 4096,
@@ -85,7 +85,10 @@ def test_small_program_end_to_end() -> None:
         assert tel["sections"][name]["calls"] > 0 and tel["sections"][name]["total_s"] > 0
     assert sum(s["share"] for s in tel["sections"].values()) == pytest.approx(1.0, abs=0.01)
     assert tel["profile"]["top"] and tel["profile"]["steps"] >= 4
-    assert tel["memory"]["peak_rss_mb"] > 0 and tel["mfu"] > 0
+    assert tel["memory"]["peak_rss_mb"] > 0 and tel["profile"]["flops_per_token"] > 0
+    assert "attention" in tel["profile"]["flops_counted"]
+    cost = tel["step_cost"]  # the primary clock, with its noise, beside the wall clock
+    assert cost["steps"] == 40 and 0 < m["train_cost_s"] and cost["probe_ms_low"] > 0
     assert tel["val_curve"] and tel["train_curve"] and tel["probe_curve"]
 
 
@@ -141,7 +144,7 @@ def speedrun_options(fineweb: Path, **extra: Any) -> dict[str, Any]:
         "eval_batch": 1,
         "max_steps": 8,
         "time_budget_s": 300,
-        "ckpt_every_s": 300,
+        "ckpt_every_steps": 1000,
         "threads": 1,
         **extra,
     }
