@@ -100,8 +100,10 @@ with s.active():
     cache = Path(s.caches[0])
     cache.mkdir(parents=True, exist_ok=True)
     print("cache-numpy", refused(lambda: np.savetxt(cache / "k.so", [])))
-    code = compile("open(p, 'wb').close()", inductor, "exec")
-    print("cache-inductor", refused(lambda: exec(code, {"p": str(cache / "k2.so")})))
+    import torch._inductor.codecache as codecache
+    print("cache-inductor", refused(lambda: codecache.write_atomic(str(cache / "k2.so"), b"")))
+    forged = compile("open(p, 'wb').close()", inductor, "exec")
+    print("cache-forged", refused(lambda: exec(forged, {"p": str(cache / "k3.so")})))
     # Temporary directories during verification only.
     outside = "/tmp/nanogpt-sentinel-test-" + str(os.getpid())
     print("tmp-run", refused(lambda: np.savetxt(outside, [])))
@@ -131,10 +133,11 @@ def test_sentinel_attribution_native_code_caches_and_temp(tmp_path: Path) -> Non
         "system-lib": "False",
         "cache-numpy": "True",
         "cache-inductor": "False",
+        "cache-forged": "True",
         "tmp-run": "False",
         "tmp-verify": "True",
         "scratch-verify": "False",
-        "violations": "4",
+        "violations": "5",
     }, proc.stdout
 
 
