@@ -222,7 +222,8 @@ def test_edit_scope_rejects_changes_outside_evolve_blocks():
     outside = CP_REFERENCE.replace("def run_packing():", "def run_packing():\n    return [], []")
     verdict = guard.check_program(outside, CP_REFERENCE, CP, "n26")
     assert not verdict.passed and verdict.rule == "outside-evolve-block"
-    line = CP_REFERENCE.splitlines().index("    centers = place_centers()") + 1
+    # The reported line is the reference's first changed line: the one after the def.
+    line = CP_REFERENCE.splitlines().index("def run_packing():") + 2
     assert verdict.line == line and f"line {line}" in verdict.reason
 
 
