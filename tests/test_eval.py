@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, pb, query
 
+from progressbench.contracts.program import split_files
+
 SCIPY_PACKING = REPO / "tests" / "programs" / "scipy_packing.py"
+TWO_FILES = REPO / "tests" / "programs" / "two_file_packing"
 NANOGPT_OWN = REPO / "tests" / "environments" / "nanogpt" / "nanogpt_data" / "small_gpt.py"
 # The tiny variant shrunk to seconds: bounded in steps, not time (see test_nanogpt_runs.py).
 NANOGPT_OPTIONS = {
@@ -100,11 +103,36 @@ def test_a_rejected_and_an_invalid_program_exit_1_with_the_reason(tmp_path, db):
     assert "verdict: invalid: circles 0 and 1 overlap" in res.stdout
 
 
+def test_a_directory_program_is_read_as_run_program_reads_it_and_saved(tmp_path, db):
+    """The two-file fixture of `run --program DIR`: its files are a program of its own (not
+    an edit of circle-packing's one-file reference), its entry imports its second file."""
+    res = pb("eval", "--env", "circle-packing", str(TWO_FILES), "--json", "--save",
+             "--db", str(db))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["status"] == "valid" and out["value"] > 2.0, out
+    assert out["edit_scope"].startswith("the whole program")
+    guards = {g["guard"]: g["passed"] for g in out["guards"]}
+    assert guards["static"] and "edit-scope" not in guards
+    (code,) = query(db, "select code from program where is_reference = 0")[0]
+    assert list(split_files(code)) == ["main.py", "pack_kernels.py"]
+    # `run --program`'s checks, as its one line: here a module named like an installed one.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    _write(clash / "main.py", "import json\n")
+    _write(clash / "json.py", "X = 1\n")
+    res = pb("eval", "--env", "circle-packing", str(clash))
+    assert res.returncode == 2 and lines(res.stderr) == [
+        f"error: program {clash}: its module 'json' has the name of an installed or standard "
+        "module, which imports would reach instead; rename it"
+    ]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda d: d / "missing.py", "missing.py: no such file"),
-        (lambda d: d, "is a directory"),
+        (lambda d: d, "a program directory needs a main.py"),
         (lambda d: _write(d / "broken.py", "def f(:\n"), "broken.py: line 1: syntax error"),
     ],
 )

@@ -323,10 +323,11 @@ def _cost_line(tel: dict[str, Any]) -> str | None:
     noise_text = f" ± {100 * noise:.1f}%" if _finite(noise) else ""
     load = f", {wall / c['cost_s']:.2f}x the estimate" if c.get("cost_s") else ""
     return (
-        f"cost (estimated unloaded training time): {c['cost_s']:.1f}s{noise_text} over "
+        f"cost (estimated unloaded training time, CPU-based): {c['cost_s']:.1f}s{noise_text} over "
         f"{c['steps']} steps, {c['cost_ms_per_step']:.1f} ms/step | wall {wall:.1f}s{load} | "
-        f"step time low quantile {c['step_ms_low']:.1f} ms (median {c['step_ms_median']:.1f}), "
-        f"speed probe {c['probe_ms_low']:.2f} ms against {c['probe_reference_ms']:.2f} idle"
+        f"step CPU median {c['step_cpu_ms_median']:.1f} ms (wall median "
+        f"{c['step_ms_median']:.1f}), "
+        f"speed probe {c['probe_ms_median']:.2f} ms against {c['probe_reference_ms']:.2f} idle"
     )
 
 
@@ -381,3 +382,32 @@ def format_telemetry(tel: dict[str, Any]) -> str:
     )
     lines.append(f"train loss (wall clock): {_curve(tel.get('train_curve') or [])}")
     return "\n".join(lines)
+
+
+def _change(name: str, before: float, now: float, noise: float, unit: str) -> str | None:
+    """One figure's change, marked when it is within twice the measurement's noise."""
+    if not (_finite(before) and _finite(now)) or before <= 0:
+        return None
+    rel = now / before - 1
+    within = " (within noise)" if _finite(noise) and abs(rel) <= 2 * noise else ""
+    return f"{name} {before:.1f} -> {now:.1f}{unit} ({100 * rel:+.1f}%){within}"
+
+
+def format_telemetry_diff(tel: dict[str, Any], parent: dict[str, Any]) -> str:
+    """What got faster or slower than in the parent's evaluation: the calibrated cost per
+    step, each section's time per call, throughput and peak memory."""
+    c, p = tel.get("step_cost") or {}, parent.get("step_cost") or {}
+    noises = [n for n in (c.get("relative_noise"), p.get("relative_noise")) if _finite(n)]
+    noise = math.hypot(*noises) if noises else math.nan
+    parts = [_change("cost/step", p.get("cost_ms_per_step"), c.get("cost_ms_per_step"), noise, " ms")]
+    if _finite(c.get("steps")) and _finite(p.get("steps")) and c["steps"] != p["steps"]:
+        parts.append(f"steps {p['steps']} -> {c['steps']}")
+    sections, before = tel.get("sections") or {}, parent.get("sections") or {}
+    for name, s in sections.items():
+        b = before.get(name) or {}
+        if s.get("calls") and b.get("calls"):
+            parts.append(_change(name, b["mean_ms"], s["mean_ms"], noise, " ms/call"))
+    parts.append(_change("tok/s", parent.get("tokens_per_s"), tel.get("tokens_per_s"), noise, ""))
+    mem, mem_before = tel.get("memory") or {}, parent.get("memory") or {}
+    parts.append(_change("peak RSS", mem_before.get("peak_rss_mb"), mem.get("peak_rss_mb"), 0.0, " MB"))
+    return " | ".join(p for p in parts if p)

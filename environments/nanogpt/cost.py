@@ -1,22 +1,26 @@
-"""The cost of training on an unloaded machine, estimated on a loaded one (tiny's primary metric).
+"""The cost of training on an unloaded machine, measured on a loaded one (tiny's primary metric).
 
 Wall time on a shared CPU measures the other processes as much as the program: the same run
-took 41.5 s and 51.0 s a quarter of an hour apart. The estimate instead multiplies
+took 41.5 s and 51.0 s a quarter of an hour apart, and two OpenMP threads sharing two cores
+with another process ran 15x slower. Tiny therefore trains on **one thread**, and the estimate
+multiplies
 
-- the **steps** a run took (deterministic for a program and seed: checkpoints are placed by
-  step counts, never by time), by
-- a **robust per-step cost**: a low quantile of the per-step times (threads pinned by the
-  harness), which ignores the steps another process interrupted, divided by the same low
-  quantile of a fixed **speed probe** (harness code, the reference's kernel mix at a smaller
-  size) timed on the same threads every ``PROBE_EVERY`` steps and at every checkpoint (off
-  the clock, so that its samples meet the same load as the steps), and multiplied by the probe's cost on
-  the project's idle machine (``PROBE_REFERENCE_S``). A machine half as fast, or shared with a
-  process that takes half of it, slows the steps and the probe alike, and cancels in the
-  ratio.
+- the **CPU time** of the training (the process's user + system time over the clock's
+  intervals, setup after the clock starts included): the time the one thread was on a core.
+  Another process's load takes cores away but does not add CPU time, so it changes the wall
+  time and not this; every step is charged in full (no quantile a program could hide work
+  from), by
+- a **machine factor**: the probe's cost on the project's idle machine (``PROBE_REFERENCE_S``)
+  over the median CPU time of a fixed **speed probe** (harness code in the reference's kernel
+  mix) timed after every step of the segment and at its checkpoint, off the clock. A machine
+  with a slower core, or a core shared with a neighbour (a hyperthread sibling, cache and
+  memory bandwidth), slows the probe and the steps alike, and cancels in the ratio.
 
-Per segment between checkpoints, so that a program whose step cost changes over training (a
-sequence-length or batch-size schedule) is charged each segment's own cost; the quantile
-looks back over at least ``MIN_WINDOW`` steps, which is the resolution of that tracking.
+Unbiased for systems changes (less work per step is less CPU time) and for ML changes (fewer
+steps, counted exactly: checkpoints sit at step counts, never at times). Not seen: time spent
+waiting rather than computing (a program gains nothing by waiting), and parallel speed-ups
+(there is one thread). Per segment between checkpoints, so a step cost that changes over
+training (a sequence-length or batch-size schedule) is charged each segment's own cost.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ _sdpa = F.scaled_dot_product_attention
 _no_grad = torch.no_grad
 
 QUANTILE = 0.2
-MIN_WINDOW = 32
+MIN_WINDOW = 32  # steps: segments at least this long enter the noise estimate
 PROBE_REPS = 5  # at each checkpoint
-PROBE_EVERY = 5  # steps between single probe repetitions in between
-# One probe repetition on this project's machine (2 threads, 2026-12-02, load average ~0.9 of
-# 2 cores, the lowest it got; bench/nanogpt_noise.py prints the figure it measures idle).
-# It only scales the estimate into seconds: comparisons between programs never depend on it.
-PROBE_REFERENCE_S = 0.0100
+# One probe repetition after every step (~3% of a reference step, off the clock): the core's
+# speed changes from second to second when a neighbour shares its physical core, and the
+# segment's factor is only as good as the samples taken alongside its steps.
+PROBE_EVERY = 1
+# One probe repetition's CPU time on this project's machine (one thread, 2026-12-02; the
+# full reference run's low quantile was 8.48 ms): the estimate is then this machine's CPU
+# seconds. It only scales the estimate into seconds: comparisons never depend on it.
+PROBE_REFERENCE_S = 0.0085
 
 
 def quantile(values: list[float], q: float = QUANTILE) -> float:
@@ -86,27 +93,30 @@ class SpeedProbe:
 
 
 class CostMeter:
-    """Per-step times from the harness's clock, probe timings at every checkpoint, and the
-    estimate at each checkpoint: the cumulative calibrated cost of the steps so far."""
+    """The clock's wall and CPU readings at every batch, probe timings, and the estimate at each
+    checkpoint: the cumulative calibrated CPU time of the training so far."""
 
     def __init__(self, reference_s: float = PROBE_REFERENCE_S):
         self.reference_s = reference_s
-        self.step_times: list[float] = []
+        self.step_times: list[float] = []  # wall seconds per step
+        self.step_cpu: list[float] = []  # CPU seconds per step
         self.probes: list[list[float]] = []  # per segment
         self._pending: list[float] = []
         self.cost_s = 0.0
         self.wall_s = 0.0
-        self._last_tick: float | None = None
+        self._last: tuple[float, float] | None = None  # (wall, cpu) at the last batch
+        self._charged_cpu = 0.0  # CPU seconds charged up to the last checkpoint
         self._last_step = 0
-        self._ratio = 1.0  # cost per wall second of the last segment
+        self._factor = 1.0  # the last segment's machine factor
         self.segments: list[tuple[int, float]] = []  # (steps, calibrated seconds per step)
 
-    def tick(self, elapsed: float) -> None:
-        """A batch was asked for at ``elapsed`` training seconds: the previous batch's work
-        ended (the first tick only starts the count: before it, the program set up)."""
-        if self._last_tick is not None:
-            self.step_times.append(elapsed - self._last_tick)
-        self._last_tick = elapsed
+    def tick(self, elapsed: float, cpu: float) -> None:
+        """A batch was asked for at ``elapsed`` training seconds and ``cpu`` CPU seconds: the
+        previous batch's work ended (the first tick ends the program's setup)."""
+        if self._last is not None:
+            self.step_times.append(elapsed - self._last[0])
+            self.step_cpu.append(cpu - self._last[1])
+        self._last = (elapsed, cpu)
 
     def probe(self, times: list[float]) -> None:
         """Probe timings between checkpoints, for the segment under way."""
@@ -119,20 +129,19 @@ class CostMeter:
         self._pending = []
         steps = len(self.step_times)
         n = steps - self._last_step
+        cpu = self._last[1] if self._last is not None else 0.0
         if n > 0:
-            window = self.step_times[max(0, steps - max(n, MIN_WINDOW)) : steps]
-            level = quantile([t for p in self.probes[-2:] for t in p])
-            per_step = quantile(window) * self.reference_s / level
-            segment = n * per_step
+            # The median, as the steps' sum meets the core at its average speed, not its best.
+            self._factor = self.reference_s / quantile(self.probes[-1], 0.5)
+            segment = (cpu - self._charged_cpu) * self._factor
             self.cost_s += segment
-            self._ratio = segment / max(wall_s - self.wall_s, 1e-9)
-            self.segments.append((n, per_step))
-        self.wall_s, self._last_step = wall_s, steps
+            self.segments.append((n, segment / n))
+        self.wall_s, self._last_step, self._charged_cpu = wall_s, steps, cpu
         return self.cost_s
 
-    def running(self, wall_s: float) -> float:
-        """The estimate now, between checkpoints: the last segment's cost per wall second."""
-        return self.cost_s + (wall_s - self.wall_s) * self._ratio
+    def running(self, cpu: float) -> float:
+        """The estimate now, between checkpoints, at the last segment's machine factor."""
+        return self.cost_s + (cpu - self._charged_cpu) * self._factor
 
     def summary(self) -> dict[str, float]:
         """The figures telemetry shows, with the estimate's noise: the spread of the segments'
@@ -145,15 +154,18 @@ class CostMeter:
             noise = sd / mean / math.sqrt(len(full))
         probes = [t for p in self.probes for t in p]
         steps = len(self.step_times)
+
+        def ms(values: list[float], q: float) -> float:
+            return round(1000 * quantile(values, q), 4) if values else math.nan
+
         return {
             "steps": steps,
             "cost_s": round(self.cost_s, 4),
-            "step_ms_low": round(1000 * quantile(self.step_times), 4) if steps else math.nan,
-            "step_ms_median": round(1000 * quantile(self.step_times, 0.5), 4)
-            if steps
-            else math.nan,
+            "step_ms_low": ms(self.step_times, QUANTILE),
+            "step_ms_median": ms(self.step_times, 0.5),
+            "step_cpu_ms_median": ms(self.step_cpu, 0.5),
             "cost_ms_per_step": round(1000 * self.cost_s / steps, 4) if steps else math.nan,
-            "probe_ms_low": round(1000 * quantile(probes), 4) if probes else math.nan,
+            "probe_ms_median": ms(probes, 0.5),
             "probe_reference_ms": 1000 * self.reference_s,
             "relative_noise": noise,
         }

@@ -218,6 +218,11 @@ class NanoGPT(Environment):
 
         return format_telemetry(telemetry)
 
+    def format_telemetry_diff(self, telemetry: dict[str, Any], parent: dict[str, Any]) -> str:
+        from .assess import format_telemetry_diff
+
+        return format_telemetry_diff(telemetry, parent)
+
     def fetch_data(self, variant: str, dest: Path | None, options: dict[str, Any]) -> str:
         if variant == TINY.name:
             return (

@@ -127,8 +127,8 @@ class Clock:
         self.cuda = cuda
         self._total = 0.0
         self._since: float | None = None
-        # Process CPU time over the same intervals: utilisation for telemetry, and a measure
-        # of work that load from other processes does not inflate (benches use it).
+        # Process CPU time over the same intervals: tiny's primary metric is built on it
+        # (cost.py), since load from other processes does not inflate it.
         self.cpu_s = 0.0
         self._cpu_since = 0.0
 
@@ -154,6 +154,9 @@ class Clock:
 
     def elapsed(self) -> float:
         return self._total + (_now() - self._since if self._since is not None else 0.0)
+
+    def cpu_elapsed(self) -> float:
+        return self.cpu_s + (_cpu_now() - self._cpu_since if self._since is not None else 0.0)
 
 
 def _distributed(spec: RunSpec) -> tuple[int, int, torch.device]:
@@ -256,7 +259,7 @@ class _Run:
                 "h.batches() is not available inside h.warmup(); use h.random_batch()"
             )
         if not self.stop_reason:
-            self.meter.tick(self.clock.elapsed())
+            self.meter.tick(self.clock.elapsed(), self.clock.cpu_elapsed())
         if self.stop_reason or self._stop_before_fetch(batch_size * seq_len * self.world):
             return None
         self.sections.mark("data_start")
@@ -311,7 +314,7 @@ class _Run:
         if not self.v.cost_clock:
             return elapsed >= self.spec.budget_s
         return (
-            self.meter.running(elapsed) >= self.spec.budget_s
+            self.meter.running(self.clock.cpu_elapsed()) >= self.spec.budget_s
             or elapsed >= self.spec.budget_s * self.v.wall_cap_factor
         )
 
@@ -447,8 +450,8 @@ class _Run:
             self.checkpoints.append(record)
 
     def _cost_at(self, wall: float) -> float:
-        """The primary clock at a checkpoint: the calibrated estimate (timing the speed probe
-        here, off the clock, on the training's threads), or the wall time."""
+        """The primary clock at a checkpoint: the calibrated CPU time (timing the speed probe
+        here, off the clock, on the training's thread), or the wall time."""
         if not self.v.cost_clock or self.speed_probe is None:
             return wall
         return self.meter.checkpoint(self.speed_probe.measure(), wall)
@@ -588,13 +591,13 @@ class _Run:
                     )
                 self.model = model.to(self.device)
                 if self.v.cost_clock and not self.smoke:
-                    self.speed_probe = cost.SpeedProbe(_now)
+                    self.speed_probe = cost.SpeedProbe(_cpu_now)
                     self.meter.probe(self.speed_probe.measure())
                 self.clock.start()
                 self.sections.resume()
                 train(self.model, self.handle())
                 if len(self.meter.step_times) < self.fetches:  # the last batch's work ended
-                    self.meter.tick(self.clock.elapsed())
+                    self.meter.tick(self.clock.elapsed(), self.clock.cpu_elapsed())
                 self.clock.pause()
                 self.sections.pause()
                 if self.profiler is not None and self.profiler.running:

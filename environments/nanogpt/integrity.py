@@ -146,6 +146,11 @@ _TORCH_LIBRARY = (
     str(Path(torch.__file__).parent / "library.py"),
     str(Path(torch.__file__).parent / "_library") + os.sep,
 )
+# torch's code that registers kernels for its own operators at run time, by design: the
+# flash-attention backends (FA3, FA4) a program may activate on CUDA.
+_KERNEL_BACKENDS = tuple(
+    str(Path(torch.__file__).parent / "nn" / "attention" / f) for f in ("_fa3.py", "_fa4.py")
+)
 # Modules through which a program would reach frames indirectly (inspect.currentframe(),
 # traceback.walk_stack()): for frame-returning events the caller is looked for past them.
 _TRANSPARENT = ("inspect.py", "traceback.py")
@@ -369,10 +374,7 @@ class Sentinel:
                 what = f"{event} {args[1]}" if event == "object.__getattr__" else event
                 self._refuse(f"used reflection ({what}), which can reach the harness's state")
         elif event == "torch.library":
-            caller = sys._getframe(_CALLER).f_back  # past the wrapper, then torch.library
-            while caller is not None and self._in(caller, _TORCH_LIBRARY):
-                caller = caller.f_back
-            if self._is_program(caller):
+            if self._program_registers() and not self._library_setup(event):
                 self._refuse(
                     f"registered kernels for torch's own operators ({args[1]}, {args[0]}): the "
                     "harness computes the loss with them"
@@ -431,6 +433,21 @@ class Sentinel:
             self._under(p, TEMP_ROOTS) and not self._under(p, self.temp_allowed) for p in paths
         ):
             self._refuse(f"{event} in a temporary directory during verification ({paths[0]})")
+
+    def _program_registers(self) -> bool:
+        """Whether a kernel for torch's own operators is registered for the program: the first
+        frame past torch.library is the program's, or program code lies further out and that
+        frame is not one of torch's attention backends (which install their CUDA kernels when
+        the program activates one). A decorator's wrapper handed ``Library`` would otherwise
+        make the program's registration torch's (``torch.no_grad()(Library)("aten", "IMPL")``)."""
+        frame: FrameType | None = sys._getframe(_CALLER + 1).f_back  # past our wrapper
+        while frame is not None and self._in(frame, _TORCH_LIBRARY):
+            frame = frame.f_back
+        if frame is None or self._in(frame, _KERNEL_BACKENDS):
+            return False
+        while frame is not None and not self._is_program(frame):
+            frame = frame.f_back
+        return frame is not None
 
     def _compiler_writes(self) -> bool:
         """Whether torch.compile's or Triton's own code is writing: the innermost frame that is

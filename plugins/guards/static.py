@@ -191,7 +191,7 @@ RULES: dict[str, str] = {
     "code, signals, dynamic imports, pickled code, files outside their scratch directory, "
     "reflection or the platform's own modules",
     "module-not-allowed": "this environment allows only the modules it lists (or the standard "
-    "library and the packages it declares)",
+    "library and the packages it declares), and the program's own files",
     "star-import": "import names explicitly, so every use can be checked",
     "forbidden-attribute": "that function gives access the program must not have",
     "module-escape": "a module may only be used through its attributes (e.g. `np.zeros`), not "
@@ -224,9 +224,12 @@ class Finding:
 
 
 class Policy:
-    """The default rules merged with an environment's ``guard_rules``."""
+    """The default rules merged with an environment's ``guard_rules``, for one program: the
+    modules of its own files (``own``, a multi-file program's) are allowed like the
+    environment's packages, never over the deny-list."""
 
-    def __init__(self, rules: GuardRules):
+    def __init__(self, rules: GuardRules, own: frozenset[str] = frozenset()):
+        self.own = own
         self.allowlist = rules.allowed_modules is not None
         self.allowed_modules = tuple(rules.allowed_modules or ())
         self.lifted = tuple(rules.allowed_forbidden_modules)
@@ -263,7 +266,7 @@ class Policy:
         why = self._forbidden(module)
         if why:
             return "forbidden-module", f"module {module} is forbidden ({why})"
-        allowed = any(self._under(module, a) for a in self.allowed_modules)
+        allowed = any(self._under(module, a) for a in (*self.allowed_modules, *self.own))
         top = module.split(".")[0]
         if top.startswith("_") and top != "__future__" and not allowed:
             return "forbidden-module", f"module {module} is a private interpreter internal"
@@ -299,6 +302,20 @@ class Policy:
                 if fnmatchcase(prefix, pattern):
                     return "forbidden-attribute", f"{prefix} is forbidden ({why})"
         return None
+
+
+def own_modules(code: str) -> frozenset[str]:
+    """The modules a multi-file program's files are to each other ("pkg/util.py": "pkg" and
+    "pkg.util"); none for a program of one file, which imports nothing of its own."""
+    if not edits.is_multi_file(code):
+        return frozenset()
+    names = set()
+    for path in edits.split_files(code):
+        parts = path.removesuffix(".py").split("/")
+        if parts[-1] == "__init__":
+            parts.pop()
+        names.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return frozenset(names)
 
 
 def _stdlib_or(top: str, packages: list[str]) -> bool:
@@ -639,7 +656,7 @@ class StaticGuard(Guard):
     )
 
     def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
-        policy = Policy(rules_for(env, variant))
+        policy = Policy(rules_for(env, variant), own_modules(code))
         try:
             found = analyse(code, policy)
         except (SyntaxError, ValueError):

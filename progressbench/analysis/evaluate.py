@@ -17,18 +17,19 @@ from typing import Any
 from progressbench import __version__, plugins
 from progressbench.contracts.environment import Assessment, Environment, format_score
 from progressbench.contracts.evaluator import Evaluator
+from progressbench.contracts.program import is_multi_file
 from progressbench.contracts.strategy import Task
 from progressbench.errors import EnvironmentFault, UserError
 from progressbench.run import packages, rows
 from progressbench.run.config import RunConfig
 from progressbench.run.regions import has_marker
+from progressbench.run.source import read_program
 from progressbench.run.stages import (
     check_variant,
     describe_outcome,
     describe_verdicts,
     pick_guards,
 )
-from progressbench.sandbox.loader import parse_program
 from progressbench.store.database import Store
 from progressbench.store.tables import Run, stored_id
 from progressbench.testing import Checked, check_with
@@ -77,28 +78,13 @@ class Evaluated:
         return c.assessment.reason if c.assessment and not c.assessment.valid else ""
 
 
-def read_program(path: str) -> str:
-    """The program file's text, parsed; a one-line ``UserError`` naming the file otherwise."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(f"program {path}: no such file")
-    if p.is_dir():
-        raise UserError(f"program {path}: is a directory; give the program's .py file")
-    try:
-        code = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"program {path}: cannot be read ({exc})") from None
-    try:
-        parse_program(code, path)
-    except SyntaxError as exc:
-        raise UserError(f"program {path}: line {exc.lineno}: syntax error: {exc.msg}") from None
-    return code
-
-
 def edit_scope(code: str) -> str:
     """What the edit-scope guard holds the program to: a program that keeps the reference's
-    EVOLVE markers may change only what is inside them, as an agent may; one without markers
-    is a program of its own, judged by the other guards and the harness alone."""
+    EVOLVE markers may change only what is inside them, as an agent may; one without markers,
+    or of several files, is a program of its own, judged by the other guards and the harness
+    alone."""
+    if is_multi_file(code):
+        return "the whole program (its files are a program of its own)"
     if has_marker(code):
         return "inside the reference's EVOLVE blocks"
     return "the whole program (it has no EVOLVE markers)"
@@ -121,6 +107,9 @@ def evaluate_program(
     variant = check_variant(env, config)
     env.check_options(config.env_options)
     guards = pick_guards(env, variant, config.guards)
+    if is_multi_file(code):
+        # A program of several files is never an edit of the reference: no scope to keep.
+        guards = [g for g in guards if g.name != "edit-scope"]
     reference_code = env.baseline(variant)
     evaluator: Evaluator = plugins.get("evaluators", config.evaluator)(
         env, variant, 1, config.evaluator_options

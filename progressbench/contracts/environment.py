@@ -238,6 +238,11 @@ class Environment:
         """A compact text form of telemetry for prompts."""
         return ""
 
+    def format_telemetry_diff(self, telemetry: dict[str, Any], parent: dict[str, Any]) -> str:
+        """How ``telemetry`` differs from that of the program's parent (``parent``), compactly,
+        for prompts: which part got faster or slower, by how much. Default: nothing."""
+        return ""
+
     def guard_rules(self, variant: str) -> dict[str, Any]:
         """What the platform's integrity guards enforce for ``variant`` beyond their defaults:
         protected names, allowed or forbidden modules and attributes, equivalence and

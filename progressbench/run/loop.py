@@ -55,7 +55,9 @@ class RunLoop:
         self.strategy_cls: type[Strategy] = plugins.get("strategies", config.strategy)
         self.strategy_cls.check_options(config.strategy_options)
         self.guards = pick_guards(self.env, self.variant, config.guards)
-        self.reference_code = "" if run else source.reference_code(config, self.env, self.variant)
+        self.reference_code = (
+            "" if run else source.reference_code(config, self.env, self.variant, store)
+        )
         prompts.check_prompt_dir(config.prompt_dir, config.env, self.strategy_cls)
         self.workers = config.workers or default_workers(self.resources.cpus)
         # Built here, started in execute: a bad evaluator option fails before any run row.
@@ -68,7 +70,7 @@ class RunLoop:
         for agent in self.agents.agents:
             agent.bind(store)
         self.run = run
-        self.views = ProgramViews(store, self.env.format_telemetry)
+        self.views = ProgramViews(store, self.env)
         # (monotonic start, wall seconds of earlier sessions of this run), set by execute.
         self._wall: tuple[float, float] = (time.monotonic(), 0.0)
         self.meter = CostMeter(config.max_cost)
@@ -143,13 +145,15 @@ class RunLoop:
         self.context = self._child_context(run.reference_id)
         ref = self.store.get_program(run.reference_id)
         if ref.status == "pending":
-            self.say("evaluating the reference program")
+            name = source.reference_name(self.config)
+            self.say(f"evaluating {name}")
             out = child.evaluate(self.context, ref, None)
             if out.status != "valid":
-                # A harness or baseline bug: one line that names who can fix it.
+                # One line that names who can fix it: the user, or the environment's author.
+                owner = f" of environment {run.env!r}{stages.plugin_of(run.env)}"
                 raise ReferenceInvalid(
-                    f"the reference program of environment {run.env!r}{stages.plugin_of(run.env)} "
-                    f"is not valid here: {last_line(out.error)}"
+                    f"{name}{'' if self.config.program else owner} is not valid here: "
+                    f"{last_line(out.error)}"
                 )
             self._commit(out, None, run_stats=False)
         ref_view = self.views.put(self.views.build(self.store.get_program(run.reference_id)))

@@ -13,7 +13,7 @@ child whose result the database still refuses as failed rather than stopping the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -228,11 +228,12 @@ def assessment_from(ev: Evaluation | None) -> Assessment | None:
 def view_of(
     program: Program,
     assessment: Assessment | None,
-    format_telemetry: Callable[[dict[str, Any]], str],
+    telemetry_text: str,
     task: int = 0,
 ) -> ProgramView:
-    """What a strategy sees of ``program``, with the assessment of its evaluation (if any);
-    ``task`` is the number of the task that proposed it, where known."""
+    """What a strategy sees of ``program``, with the assessment of its evaluation (if any) and
+    the environment's text of its telemetry; ``task`` is the number of the task that proposed
+    it, where known."""
     return ProgramView(
         id=program.id,
         task=task,
@@ -246,7 +247,7 @@ def view_of(
         score=program.score,
         metrics=assessment.metrics if assessment else {},
         features=assessment.features if assessment else {},
-        telemetry_text=format_telemetry(assessment.telemetry) if assessment else "",
+        telemetry_text=telemetry_text,
         error=program.error,
         idea=program.idea,
     )

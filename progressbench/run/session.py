@@ -12,6 +12,7 @@ too: both stop the run the same clean way.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ from progressbench.contracts.agent import (
     AgentUnavailable,
     Purpose,
 )
-from progressbench.contracts.environment import Assessment
+from progressbench.contracts.environment import Assessment, Environment
 from progressbench.contracts.program import ProgramView
 from progressbench.contracts.strategy import Task
 from progressbench.run import rows
@@ -148,9 +149,9 @@ class ProgramViews:
     """What strategies see of the run's programs, cached: built from the store on first use,
     replaced by the main thread when a program gets its result."""
 
-    def __init__(self, store: Store, format_telemetry: Callable[[dict[str, Any]], str]):
+    def __init__(self, store: Store, env: Environment):
         self.store = store
-        self.format_telemetry = format_telemetry
+        self.env = env
         self._views: dict[int, ProgramView] = {}
 
     def get(self, program_id: int) -> ProgramView:
@@ -168,7 +169,18 @@ class ProgramViews:
         """The view of ``program``; without an ``assessment``, that of its stored evaluation."""
         if assessment is None:
             assessment = rows.assessment_from(self.store.evaluation(stored_id(program)))
-        return rows.view_of(program, assessment, self.format_telemetry, task)
+        return rows.view_of(program, assessment, self.telemetry_text(program, assessment), task)
+
+    def telemetry_text(self, program: Program, assessment: Assessment | None) -> str:
+        """The environment's text of the telemetry, and what changed against the first
+        parent's evaluation (so that a model sees which part its last edit made faster)."""
+        if assessment is None or not assessment.telemetry:
+            return ""
+        text = self.env.format_telemetry(assessment.telemetry)
+        parent = self.store.evaluation(program.parent_ids[0]) if program.parent_ids else None
+        before = json.loads(parent.telemetry_json) if parent is not None else {}
+        diff = self.env.format_telemetry_diff(assessment.telemetry, before) if before else ""
+        return f"{text}\nagainst its parent: {diff}" if diff else text
 
 
 class AgentSession:

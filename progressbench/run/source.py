@@ -1,5 +1,6 @@
 """The program a new run starts from: the environment's baseline, or the user's own program
-(``run --program PATH``), read and checked before anything is stored.
+(``run --program PATH``), read and checked before anything is stored; ``eval`` reads its
+PROGRAM the same way (``read_program``: no EVOLVE blocks needed).
 
 PATH is a ``.py`` file, or a directory of ``.py`` files (sub-folders included, hidden ones and
 ``__pycache__`` left out) whose ``main.py`` is the entry the environment runs; the other files
@@ -15,6 +16,7 @@ while the run is being configured: no run row exists yet.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -30,31 +32,53 @@ from progressbench.errors import EditError, UserError
 from progressbench.run.config import RunConfig
 from progressbench.run.regions import END_MARKER, START_MARKER, evolve_regions, has_marker
 from progressbench.sandbox.loader import parse_program
+from progressbench.store.database import Store
 from progressbench.store.hashing import code_hash
 
 MAX_FILES = 100
 
 
-def reference_code(config: RunConfig, env: Environment, variant: str) -> str:
+def reference_code(config: RunConfig, env: Environment, variant: str, store: Store) -> str:
     """The code of a new run's reference program."""
     if config.program is None:
         return env.baseline(variant)
-    return read_user_program(config.program, config.whole_file)
+    stored = replayed_program(config, store)
+    return stored if stored is not None else read_user_program(config.program, config.whole_file)
+
+
+def replayed_program(config: RunConfig, store: Store) -> str | None:
+    """The program stored with the run this one replays (``--agent replay:RUN_ID``), when that
+    run started from the same ``--program``: a replay reproduces the recorded run, so it
+    starts from what that run read, whatever is at the path now (changed, or gone)."""
+    for spec in config.agents:
+        name, _, run_id = spec.partition(":")
+        if name != "replay" or not run_id:
+            continue
+        recorded = store.get_run(run_id)
+        settings = json.loads(recorded.config_json or "{}")
+        same = (settings.get("program"), settings.get("whole_file", False)) == (
+            config.program,
+            config.whole_file,
+        )
+        if same and recorded.reference_id is not None:
+            return store.get_program(recorded.reference_id).code
+    return None
+
+
+def reference_name(config: RunConfig) -> str:
+    """How the run's messages name its reference program: the user's by its path."""
+    return "the reference program" if config.program is None else f"program {config.program}"
+
+
+def read_program(path: str) -> str:
+    """The program at ``path`` as one text, every file checked (see the module docstring):
+    what ``eval`` scores, with or without EVOLVE blocks."""
+    return _one_text(path, _read_files(path))
 
 
 def read_user_program(path: str, whole_file: bool = False) -> str:
     """The program at ``path`` as the run stores it (see the module docstring)."""
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise UserError(f"program {path}: no such file or directory")
-    if root.is_dir():
-        # Each file of the one text ends with a newline (a file without one gets one).
-        shown = path.rstrip("/")
-        files = {
-            rel: _ended(_read(root / rel, f"{shown}/{rel}")) for rel in _file_names(root, path)
-        }
-    else:
-        files = {root.name: _read(root, path)}
+    files = _read_files(path)
     if whole_file:
         marked = [rel for rel, text in files.items() if has_marker(text)]
         if marked:
@@ -71,9 +95,27 @@ def read_user_program(path: str, whole_file: bool = False) -> str:
             "lines around the code agents may change): add them, or pass --whole-file to let "
             "agents edit all of it"
         )
+    return _one_text(path, files)
+
+
+def _read_files(path: str) -> dict[str, str]:
+    """The program files at ``path`` by path relative to it (a file: by its name), checked."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UserError(f"program {path}: no such file or directory")
     if not root.is_dir():
-        return files[root.name]
-    return join_files(files)
+        return {root.name: _read(root, path)}
+    # Each file of the one text ends with a newline (a file without one gets one).
+    shown = path.rstrip("/")
+    return {rel: _ended(_read(root / rel, f"{shown}/{rel}")) for rel in _file_names(root, path)}
+
+
+def _one_text(path: str, files: dict[str, str]) -> str:
+    """A file exactly as it is; a directory's files as the one text of a multi-file program."""
+    if Path(path).expanduser().is_dir():
+        return join_files(files)
+    (text,) = files.values()
+    return text
 
 
 def _file_names(root: Path, path: str) -> list[str]:

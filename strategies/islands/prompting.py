@@ -17,10 +17,8 @@ from .island import IdeaRecord, Island
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
-def _template(name: str, ctx: StrategyContext, own: bool = True) -> Template:
-    return prompts.template(
-        name, ctx.prompt_dir, ctx.env or None, default_dir=TEMPLATE_DIR if own else None
-    )
+def _template(name: str, ctx: StrategyContext) -> Template:
+    return prompts.template(name, ctx.prompt_dir, ctx.env or None, default_dir=TEMPLATE_DIR)
 
 
 def _parent_fields(ctx: StrategyContext, task_description: str, parent: ProgramView) -> dict:
@@ -74,8 +72,9 @@ def implement_prompt(
     errors: list[str],
 ) -> tuple[str, str]:
     """Stage 2: (system, user) asking for ``idea`` as SEARCH/REPLACE edits."""
-    # The core's system prompt carries the edit format rules every editing call must follow.
-    system = _template("system", ctx, own=False).substitute()
+    # The core's system message carries the edit format rules every editing call must follow
+    # (and, for a program of several files, how to name the file each edit changes).
+    system = prompts.system_message(parent.code, ctx.prompt_dir, ctx.env or None)
     user = _template("implement", ctx).substitute(
         _parent_fields(ctx, task_description, parent), idea=idea, errors=_errors(errors)
     )

@@ -8,6 +8,7 @@ import math
 import os
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import integrity_env
 import pytest
@@ -15,9 +16,11 @@ import pytest
 from progressbench import plugins
 from progressbench.contracts.environment import Assessment
 from progressbench.contracts.evaluator import EvalOutcome
+from progressbench.contracts.program import join_files, split_files
 from progressbench.errors import PluginError
 from progressbench.run.config import RunConfig
 from progressbench.run.loop import RunLoop
+from progressbench.run.source import read_user_program
 from progressbench.run.stages import pick_guards
 from progressbench.store.database import LLMCallRecord, Store
 from progressbench_environments.circle_packing.plugin import CirclePacking
@@ -30,6 +33,7 @@ from progressbench_plugins.guards.verification import VerificationGuard
 
 CP = CirclePacking()
 CP_REFERENCE = CP.baseline("n26")
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 ANCHOR = "RING1_COUNT = 8  # knob: [5, 11] int\n"
 
 
@@ -208,6 +212,38 @@ def test_the_allow_list_never_lifts_the_deny_list():
     )
     assert static("import socket", env=lifted).passed
     assert static("import subprocess", env=lifted).rule == "forbidden-module"
+
+
+def test_a_multi_file_program_imports_its_own_files_and_nothing_else_more():
+    """Under circle-packing's declared packages (numpy, scipy), the two-file fixture's entry
+    imports its second file; in `eval` it is judged against the environment's one-file
+    reference, so nothing of its own is subtracted."""
+    program = read_user_program(str(PROGRAMS / "two_file_packing"))
+    assert StaticGuard().check_program(program, CP_REFERENCE, CP, "n26").passed
+    files = split_files(program)
+    for line in (
+        "from pack_kernels import max_radii",
+        "import sub.util\nfrom sub import util",
+        "from sub.util import helper",
+    ):
+        main = files["main.py"].replace("import pack_kernels\n", f"import pack_kernels\n{line}\n")
+        candidate = join_files({**files, "main.py": main, "sub/util.py": "X = 1\n"})
+        verdict = StaticGuard().check_program(candidate, program, CP, "n26")
+        assert verdict.passed, (line, verdict.reason)
+    # Its own files lift no other rule: undeclared and forbidden modules, and patching its
+    # own module, are refused as in a one-file program.
+    for line, rule in (
+        ("import sympy", "module-not-allowed"),
+        ("import subprocess", "forbidden-module"),
+        ("pack_kernels.SHRINK = 0.5", "module-patch"),
+    ):
+        main = files["main.py"].replace("import pack_kernels\n", f"import pack_kernels\n{line}\n")
+        verdict = StaticGuard().check_program(
+            join_files({**files, "main.py": main}), program, CP, "n26"
+        )
+        assert verdict.rule == rule, (line, verdict.reason)
+    # A one-file program has no files of its own to import.
+    assert static("import pack_kernels", env=CP).rule == "module-not-allowed"
 
 
 def test_invalid_guard_rules_fail_loudly():

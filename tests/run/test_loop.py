@@ -11,6 +11,7 @@ import pytest
 
 from progressbench import hookimpl
 from progressbench.contracts.agent import Agent, AgentOptions, AgentReply, AgentRequest, LLMCall
+from progressbench.contracts.environment import Environment
 from progressbench.contracts.strategy import Strategy, Task
 from progressbench.errors import RunFailed, UserError
 from progressbench.run import rows
@@ -26,7 +27,7 @@ from progressbench.run.session import (
     StopFlag,
 )
 from progressbench.run.stages import ENV_ERROR_LIMIT
-from progressbench.store import Program, Store
+from progressbench.store import Evaluation, Program, Store
 from progressbench_plugins.agents.offline import OfflineAgent
 
 # A name json lacks: an import the static guard allows (circle-packing declares its modules)
@@ -260,7 +261,7 @@ def session(store, *, stop=None, meter=None, agents=None, earlier=None) -> Agent
         agents = AgentPool(RunConfig(agents=["loop-test:ok"]), lambda _: None)
     return AgentSession(
         Task(parent_id=1), 7, "the task",
-        views=ProgramViews(store, lambda t: ""), agents=agents, stop=stop or StopFlag(),
+        views=ProgramViews(store, Environment()), agents=agents, stop=stop or StopFlag(),
         meter=meter or CostMeter(), store=store, run_id="r", seed=3, earlier_keys=earlier,
     )  # fmt: skip
 
@@ -305,7 +306,7 @@ def test_a_program_view_carries_the_inspirations_its_row_stored(tmp_path):
     )
     task = Task(parent_id=1, inspiration_ids=[3, 2], island=1, generation=4)
     row = rows.program_row(run.id, task, "a", "x = 1\n", "", "", 0, "pending", "")
-    view = ProgramViews(store, lambda t: "").get(store.add(row).id)
+    view = ProgramViews(store, Environment()).get(store.add(row).id)
     assert view.inspiration_ids == [3, 2] and view.parent_ids == [1]
     assert (view.island, view.generation, view.valid) == (1, 4, False)
 
@@ -359,3 +360,30 @@ def test_an_environment_that_raises_in_assess_stops_the_run_naming_its_plugin(tm
     # Not the candidate's fault: kept out of fix prompts and "recent failures".
     assert all(p.error.startswith("infra: environment 'assess-raises-test'") for p in judged)
     assert sum("environment error" in line for line in said) == ENV_ERROR_LIMIT
+
+
+class TimedEnv(Environment):
+    def format_telemetry(self, telemetry):
+        return f"step {telemetry['step_ms']} ms"
+
+    def format_telemetry_diff(self, telemetry, parent):
+        return f"step {parent['step_ms']} -> {telemetry['step_ms']} ms"
+
+
+def test_a_program_view_shows_its_telemetry_against_its_parents(tmp_path):
+    store = Store(str(tmp_path / "pb.db"))
+    run = store.create_run(
+        env="e", variant="v", strategy="s", agent="a", budget=2, config_json="{}"
+    )
+    ids = []
+    for i, step_ms in enumerate((200, 150)):
+        parents = f"[{ids[-1]}]" if ids else "[]"
+        row = store.add(Program(run_id=run.id, parent_ids_json=parents, code=f"x = {i}\n",
+                                code_hash=str(i), status="valid"))  # fmt: skip
+        store.add(Evaluation(run_id=run.id, program_id=row.id, status="ok", valid=True,
+                             telemetry_json=f'{{"step_ms": {step_ms}}}'))  # fmt: skip
+        ids.append(row.id)
+    views = ProgramViews(store, TimedEnv())
+    assert views.get(ids[0]).telemetry_text == "step 200 ms"  # no parent: no diff
+    assert views.get(ids[1]).telemetry_text == "step 150 ms\nagainst its parent: step 200 -> 150 ms"
+    assert ProgramViews(store, Environment()).get(ids[1]).telemetry_text == ""

@@ -17,6 +17,7 @@ from progressbench.contracts.program import (
     join_files,
     split_files,
 )
+from progressbench.contracts.strategy import StrategyContext
 from progressbench.errors import EditError, UserError
 from progressbench.run import prompts
 from progressbench.run.edits import apply_reply, evolve_regions, protected_changes, unified_diff
@@ -28,6 +29,7 @@ from progressbench.sandbox.loader import (
     write_program,
 )
 from progressbench_plugins.agents.offline import OfflineAgent
+from progressbench_strategies.islands.prompting import implement_prompt
 
 MAIN = (
     "from __future__ import annotations\n\nimport kernels\n\n"
@@ -169,6 +171,10 @@ def test_the_prompt_shows_every_file_and_explains_the_name_line():
     assert "on its\nown line right before each SEARCH/REPLACE block" in system
     plain, _ = prompts.edit_prompt("a task", view.model_copy(update={"code": MAIN}), [], objective)
     assert "several files" not in plain
+    # The islands strategy's implementing call edits too: the same system message.
+    ctx = StrategyContext(objective=objective, budget=1, reference_id=1)
+    implement, _ = implement_prompt(ctx, "a task", view, "an idea", [])
+    assert implement == system
 
 
 def test_the_offline_agent_edits_every_file_with_blocks_and_names_it():

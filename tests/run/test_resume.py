@@ -6,53 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
-from conftest import cli_env, pb, query
+from conftest import pb, query
+from kill import kill_9, start_run, wait_for_children
 
 BUDGET = 24
 
 
-def start(db, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "progressbench.cli",
-            "run",
-            "--budget",
-            str(BUDGET),
-            "--workers",
-            "2",
-            "--strategy",
-            "greedy",
-            "--db",
-            str(db),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        start_new_session=True,
-    )
-
-
-def wait_for_children(db, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before the kill: {proc.stderr.read()}")
-        try:
-            rows = query(db, "select n_children from run")
-        except Exception:  # the database may not exist yet
-            rows = []
-        if rows and rows[0][0] >= n:
-            return
-        time.sleep(0.02)
-    pytest.fail("run made no progress")
+def start(db) -> subprocess.Popen:
+    return start_run(db, "--budget", str(BUDGET), "--workers", "2", "--strategy", "greedy")
 
 
 def snapshot(db):
@@ -102,8 +65,7 @@ def check_complete(db, rid: str) -> None:
 def test_kill_9_then_resume(db, kill_after):
     proc = start(db)
     wait_for_children(db, kill_after, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9(proc)
     rid = query(db, "select id from run")[0][0]
     before = snapshot(db)
     assert query(db, "select status from run")[0][0] == "running"
@@ -151,17 +113,9 @@ def test_resumed_islands_run_makes_the_same_choices_as_an_unbroken_one(tmp_path)
     straight = tmp_path / "straight.db"
     assert pb("run", *args, "--db", str(straight)).returncode == 0
     broken = tmp_path / "broken.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "progressbench.cli", "run", *args, "--db", str(broken)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        start_new_session=True,
-    )
+    proc = start_run(broken, *args)
     wait_for_children(broken, 13, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9(proc)
     rid = query(broken, "select id from run")[0][0]
     assert pb("run", "--resume", rid, "--db", str(broken)).returncode == 0
 

@@ -4,15 +4,12 @@ refuses a bad program with one line before anything is stored."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, pb, query
+from conftest import pb, query
+from kill import kill_9, start_run, wait_for_children
 
 from progressbench.contracts.program import join_files, split_files
 
@@ -24,39 +21,11 @@ def fixture_files() -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(TWO_FILES.glob("*.py"))}
 
 
-def start(db: Path, *extra: str) -> subprocess.Popen[str]:
-    args = ["run", "--program", str(TWO_FILES), "--budget", str(BUDGET), "--workers", "2"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "progressbench.cli", *args, "--strategy", "greedy"]
-        + ["--db", str(db), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        start_new_session=True,
-    )
-
-
-def wait_for_children(db: Path, n: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before the kill: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            rows = query(db, "select n_children from run")
-        except Exception:  # the database may not exist yet
-            rows = []
-        if rows and rows[0][0] >= n:
-            return
-        time.sleep(0.02)
-    pytest.fail("run made no progress")
-
-
 def test_a_two_file_program_evolves_in_both_files_and_resumes_after_kill_9(db):
-    proc = start(db)
+    args = ["--program", str(TWO_FILES), "--budget", str(BUDGET), "--workers", "2"]
+    proc = start_run(db, *args, "--strategy", "greedy")
     wait_for_children(db, 6, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9(proc)
     rid, status = query(db, "select id, status from run")[0]
     assert status == "running"
     done_before = query(db, "select id, code_hash from program where status != 'pending'")
@@ -174,3 +143,36 @@ def test_a_replay_with_the_same_program_reproduces_the_run(db):
     replayed = query(db, "select id from run where id != ?", rid)[0][0]
     rows = "select code_hash, status, edit from program where run_id = ? order by id"
     assert query(db, rows, replayed) == query(db, rows, rid)
+
+
+def test_a_replay_starts_from_the_stored_program_whatever_is_on_disk_now(db, tmp_path):
+    mine = write(tmp_path / "mine", fixture_files())
+    args = ["--program", str(mine), "--budget", "4", "--workers", "1", "--strategy", "greedy"]
+    assert pb("run", *args, "--db", str(db)).returncode == 0
+    rid = query(db, "select id from run")[0][0]
+    rows = "select code_hash, status, edit from program where run_id = ? order by id"
+    # Changed, then gone: each replay reproduces the recorded run all the same.
+    for change in (
+        lambda: (mine / "pack_kernels.py").write_text("def max_radii(c):\n    return c\n"),
+        lambda: shutil.rmtree(mine),
+    ):
+        change()
+        res = pb("run", *args, "--agent", f"replay:{rid}", "--db", str(db))
+        assert res.returncode == 0, res.stderr
+        replayed = query(db, "select id from run order by created_at desc")[0][0]
+        assert replayed != rid and query(db, rows, replayed) == query(db, rows, rid)
+
+
+def test_the_run_names_the_users_program_when_it_evaluates_or_refuses_it(db, tmp_path):
+    mine = write(tmp_path / "mine", fixture_files())
+    res = pb("run", "--program", str(mine), "--budget", "1", "--db", str(db))
+    assert res.returncode == 0 and f"evaluating program {mine}\n" in res.stdout + res.stderr
+    # Not valid here: the user's to fix, not the environment plugin's; no run is kept.
+    (mine / "pack_kernels.py").write_text(
+        "# EVOLVE-BLOCK-START\n# EVOLVE-BLOCK-END\ndef max_radii(c):\n    return c\n"
+    )
+    res = pb("run", "--program", str(mine), "--budget", "1", "--db", str(db))
+    assert res.returncode == 2
+    assert f"error: program {mine} is not valid here: " in res.stderr
+    assert "environment" not in res.stderr.splitlines()[-1]
+    assert query(db, "select count(*) from run") == [(1,)]

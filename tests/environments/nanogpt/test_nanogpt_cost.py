@@ -1,5 +1,5 @@
-"""The primary metric on tiny (``cost.py``): the estimator's arithmetic under uniform and
-intermittent load and under a changing step cost; and whole runs whose checkpoints sit at the
+"""The primary metric on tiny (``cost.py``): the estimator's arithmetic on a slower or shared
+core, under time slices taken by other processes, and under a changing step cost; and whole runs whose checkpoints sit at the
 same steps with the same losses whatever the speed, while the estimated cost follows the work
 per step (a planted slowdown)."""
 
@@ -21,55 +21,75 @@ def test_quantile_is_numpys_linear_quantile() -> None:
         assert quantile(values, q) == pytest.approx(float(np.quantile(values, q)))
 
 
-def meter_run(step_s: list[float], probe_s: float, slow: list[float], every: int = 50) -> float:
-    """The estimate after the steps, a checkpoint every ``every`` steps; ``slow[i]`` is the
-    machine's slowdown during step i (and during the probe taken with it)."""
-    meter, wall, probe_ref = CostMeter(reference_s=probe_s), 0.0, probe_s
-    meter.tick(0.0)
-    for i, (t, k) in enumerate(zip(step_s, slow, strict=True)):
-        wall += t * k
-        meter.tick(wall)
-        if i % 5 == 0:
-            meter.probe([probe_ref * k])
-        if (i + 1) % every == 0:
-            meter.checkpoint([probe_ref * k] * 5, wall)
+def meter_run(
+    step_s: list[float], probe_s: float, core: list[float], wall: list[float] | None = None
+) -> float:
+    """The estimate after the steps, a checkpoint every 50 steps. ``core[i]`` is how much
+    slower the core computed during step i (a shared physical core: CPU time grows, and the
+    probe taken with the step slows alike); ``wall[i]`` how much longer step i took in wall
+    time besides (time slices taken by other processes: no CPU time of ours)."""
+    wall = wall or [1.0] * len(step_s)
+    meter, clock, cpu = CostMeter(reference_s=probe_s), 0.0, 0.0
+    meter.tick(0.0, 0.0)
+    for i, (t, k, w) in enumerate(zip(step_s, core, wall, strict=True)):
+        cpu += t * k
+        clock += t * k * w
+        meter.tick(clock, cpu)
+        meter.probe([probe_s * k])
+        if (i + 1) % 50 == 0:
+            meter.checkpoint([probe_s * k] * 5, clock)
     return meter.cost_s
 
 
-def test_a_uniform_slowdown_cancels_in_the_ratio() -> None:
+def test_a_slower_core_cancels_in_the_ratio() -> None:
     steps = [0.1] * 200
     idle = meter_run(steps, 0.01, [1.0] * 200)
     assert idle == pytest.approx(20.0)
-    for factor in (2.0, 3.7):  # a machine that much slower, or shared that much
+    for factor in (1.3, 3.7):  # a core that much slower, or shared with a sibling that much
         assert meter_run(steps, 0.01, [factor] * 200) == pytest.approx(idle)
 
 
-def test_intermittent_load_is_ignored_by_the_low_quantile() -> None:
+def test_a_core_speed_that_changes_within_a_segment_is_tracked_by_the_probes() -> None:
+    core = [1.0 + 0.5 * (i // 10 % 2) for i in range(200)]  # 10 steps fast, 10 slow
+    assert meter_run([0.1] * 200, 0.01, core) == pytest.approx(20.0, rel=0.2)
+    # The median probe of each segment sits at one of the two speeds: never beyond them.
+    assert 20.0 / 1.5 - 1e-9 <= meter_run([0.1] * 200, 0.01, core) <= 20.0 * 1.5 + 1e-9
+
+
+def test_time_slices_taken_by_other_processes_cost_nothing() -> None:
     rng = random.Random(0)
-    slow = [5.0 if rng.random() < 0.3 else 1.0 for _ in range(400)]
-    estimate = meter_run([0.1] * 400, 0.01, slow)
-    wall = sum(0.1 * k for k in slow)
-    assert estimate == pytest.approx(40.0, rel=0.01) and wall > 1.8 * estimate
+    stalls = [5.0 if rng.random() < 0.3 else 1.0 for _ in range(400)]
+    assert meter_run([0.1] * 400, 0.01, [1.0] * 400, stalls) == pytest.approx(40.0)
+
+
+def test_every_step_is_charged_in_full() -> None:
+    """Heavy work on every fourth step only (a program hiding work from a low quantile of
+    step times): charged all of it."""
+    steps = [0.4 if i % 4 == 0 else 0.1 for i in range(200)]
+    assert meter_run(steps, 0.01, [1.0] * 200) == pytest.approx(sum(steps))
 
 
 def test_a_step_cost_that_changes_over_training_is_charged_per_segment() -> None:
-    """A schedule that doubles the work per step halfway (e.g. a longer sequence): each
-    segment is charged its own cost (the window is the resolution)."""
+    """A schedule that doubles the work per step halfway (e.g. a longer sequence) on a core
+    that slows down at the same time: each segment is charged its own steps at its own
+    machine factor."""
     steps = [0.1] * 200 + [0.2] * 200
-    assert meter_run(steps, 0.01, [1.0] * 400) == pytest.approx(60.0, rel=0.01)
-    assert MIN_WINDOW <= 50  # a segment of the cadence above fills its own window
+    core = [1.0] * 200 + [2.0] * 200
+    assert meter_run(steps, 0.01, core) == pytest.approx(60.0)
+    assert MIN_WINDOW <= 50  # a segment of the cadence above enters the noise estimate
 
 
 def test_the_running_estimate_between_checkpoints() -> None:
     meter = CostMeter(reference_s=0.01)
-    meter.tick(0.0)
+    meter.tick(0.0, 0.0)
     for i in range(1, 41):
-        meter.tick(0.2 * i)  # 0.2 s steps on a machine twice as slow as the reference's
+        meter.tick(0.3 * i, 0.2 * i)  # 0.2 CPU-s steps on a core twice as slow as the reference's
     meter.probe([0.02] * 5)
-    assert meter.checkpoint([0.02] * 5, 8.0) == pytest.approx(4.0)
-    assert meter.running(10.0) == pytest.approx(5.0)  # 2 s of wall more, at half the rate
+    assert meter.checkpoint([0.02] * 5, 12.0) == pytest.approx(4.0)
+    assert meter.running(10.0) == pytest.approx(5.0)  # 2 CPU-s more, at the segment's factor
     summary = meter.summary()
     assert summary["steps"] == 40 and summary["cost_ms_per_step"] == pytest.approx(100.0)
+    assert summary["step_cpu_ms_median"] == pytest.approx(200.0)
 
 
 def slowed(tmp_path: Path) -> Path:
