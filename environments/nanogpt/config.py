@@ -184,7 +184,6 @@ VARIANTS = {v.name: v for v in (TINY, SPEEDRUN)}
 BUDGET_SLACK = 0.05
 
 SPEEDRUN_HF_REPO = "kjj0/fineweb10B-gpt2"
-DEFAULT_TRAIN_SHARDS = 16
 
 
 def default_data_dir() -> Path:

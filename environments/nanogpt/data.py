@@ -12,21 +12,44 @@ from pathlib import Path
 import numpy as np
 
 from . import corpus, shards
-from .config import RunSpec, fineweb_dir
+from .config import RunSpec, default_data_dir, fineweb_dir
 
 
 class DataMissing(RuntimeError):
     pass
 
 
-def _fineweb(spec: RunSpec) -> Path:
-    directory = fineweb_dir(Path(spec.data_dir) if spec.data_dir else None)
-    if not shards.train_shards(directory) or not (directory / shards.VAL_NAME).exists():
-        raise DataMissing(
-            f"no FineWeb10B shards in {directory}: run `progressbench data nanogpt --variant "
-            "speedrun`"
+def locate(data_dir: str | Path | None) -> Path:
+    """The speedrun's shard directory, for reading and writing alike: ``DATA_DIR/fineweb10B``
+    where a directory is given (the ``data_dir`` option, ``progressbench data --dest``), else
+    ``$PROGRESSBENCH_DATA/nanogpt/fineweb10B`` or ``~/.cache/progressbench/nanogpt/fineweb10B``."""
+    return fineweb_dir(Path(data_dir) if data_dir else None)
+
+
+def shards_missing(data_dir: str | Path | None) -> str | None:
+    """Why the speedrun's shards are not usable where ``locate`` looks, or None when they are."""
+    directory = locate(data_dir)
+    if shards.train_shards(directory) and (directory / shards.VAL_NAME).exists():
+        return None
+    # The one mix-up the two ways of naming a place invite: a data root used as the data
+    # directory (``--dest $PROGRESSBENCH_DATA``) or the other way round.
+    near = Path(data_dir) / "nanogpt" if data_dir else default_data_dir().parent
+    if (near / "fineweb10B" / shards.VAL_NAME).exists():
+        return (
+            f"no FineWeb10B shards in {directory}, but {near / 'fineweb10B'} holds some: move "
+            f"them to {directory} or pass `--env-option data_dir={near}`"
         )
-    return directory
+    return (
+        f"no FineWeb10B shards in {directory}: run `progressbench data nanogpt --variant "
+        "speedrun` (its --dest D is what `--env-option data_dir=D` reads)"
+    )
+
+
+def _fineweb(spec: RunSpec) -> Path:
+    why = shards_missing(spec.data_dir)
+    if why:
+        raise DataMissing(why)
+    return locate(spec.data_dir)
 
 
 class TrainStream:
@@ -106,4 +129,4 @@ def protected_paths(spec: RunSpec) -> list[Path]:
     """Files a program may not open: the data the harness owns."""
     if spec.variant == "tiny":
         return []
-    return [fineweb_dir(Path(spec.data_dir) if spec.data_dir else None)]
+    return [locate(spec.data_dir)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ from progressbench import (
     Objective,
     Resources,
     SandboxContext,
+    UserError,
     Variant,
 )
 
@@ -68,7 +70,8 @@ class NanoGPT(Environment):
             return requested
         return "speedrun" if visible_gpus() else TINY.name
 
-    def unavailable(self, variant: str) -> str | None:
+    def unavailable(self, variant: str, options: Mapping[str, Any] | None = None) -> str | None:
+        """``options``: the run's, whose ``data_dir`` says where the shards are."""
         if variant not in VARIANTS:
             return f"nanogpt has no variant {variant!r} (choose from {', '.join(VARIANTS)})"
         if variant == "speedrun":
@@ -77,15 +80,9 @@ class NanoGPT(Environment):
                     "the nanogpt speedrun variant needs at least one CUDA GPU and this machine has "
                     "none; use --variant tiny for the CPU version"
                 )
-            directory = config.fineweb_dir(None)
-            from .shards import VAL_NAME, train_shards
+            from .data import shards_missing
 
-            if not (directory / VAL_NAME).exists() or not train_shards(directory):
-                return (
-                    f"the speedrun's FineWeb10B shards are not in {directory}: run "
-                    "`progressbench data nanogpt --variant speedrun` first (or set "
-                    "PROGRESSBENCH_DATA)"
-                )
+            return shards_missing((options or {}).get("data_dir"))
         return None
 
     def objective(self, variant: str) -> Objective:
@@ -112,10 +109,15 @@ class NanoGPT(Environment):
             disk_mb=v.disk_mb,
         )
 
-    def readable_paths(self, variant: str) -> list[str]:
-        """The speedrun's shards, which may lie under the platform user's home (hidden from
-        candidates otherwise); the harness alone opens them, the sentinel refuses the program."""
-        return [str(config.fineweb_dir(None))] if variant == "speedrun" else []
+    def readable_paths(self, variant: str, options: Mapping[str, Any] | None = None) -> list[str]:
+        """The speedrun's shards (where the run's ``data_dir`` option, if any, puts them), which
+        may lie under the platform user's home (hidden from candidates otherwise); the harness
+        alone opens them, the sentinel refuses the program."""
+        if variant != "speedrun":
+            return []
+        from .data import locate
+
+        return [str(locate((options or {}).get("data_dir")))]
 
     def features(self, variant: str) -> list[Feature]:
         if variant == "speedrun":
@@ -229,13 +231,22 @@ class NanoGPT(Environment):
                 "nanogpt tiny generates its corpus deterministically inside each evaluation "
                 "(progressbench_environments.nanogpt.corpus); nothing to fetch"
             )
-        from .shards import fetch_fineweb
+        from .data import locate
+        from .shards import DEFAULT_TRAIN_SHARDS, FetchError, ShardError, fetch_fineweb
 
-        directory = config.fineweb_dir(Path(dest) if dest else None)
-        shards = int(options.get("train_shards", config.DEFAULT_TRAIN_SHARDS))
-        paths = fetch_fineweb(directory, shards, SPEEDRUN_HF_REPO)
-        train = len(paths) - 1
-        return f"nanogpt speedrun: {train} FineWeb10B train shards and the val shard in {directory}"
+        where = dest or options.get("data_dir")
+        directory = locate(where)
+        wanted = int(options.get("train_shards", DEFAULT_TRAIN_SHARDS))
+        try:
+            paths = fetch_fineweb(directory, wanted, SPEEDRUN_HF_REPO)
+        except (FetchError, ShardError) as exc:
+            raise UserError(str(exc)) from None
+        # Data fetched elsewhere than the default is only found where the run is told of it.
+        use = f"; runs read them with --env-option data_dir={where}" if where else ""
+        return (
+            f"nanogpt speedrun: {len(paths) - 1} FineWeb10B train shards and the val shard in "
+            f"{directory}{use}"
+        )
 
     # --- sandbox side ------------------------------------------------------------------------
     def smoke(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 date and the load it was measured under; without it MFU is not shown. A peak measured during
 each run shared that run's load: a 15x slowdown once printed as "MFU 58%".
 
-    python -m progressbench_environments.nanogpt.machine [--threads 2] [--force]
+    python -m progressbench_environments.nanogpt.machine [--threads 1] [--force]
 
 Measuring refuses while the 1-minute load average is above ``IDLE_LOAD`` per core (``--force``
 stores it anyway, with the load beside it). Reading is pure Python (assess runs in the
@@ -60,7 +60,7 @@ def measure(threads: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)  # tiny trains on one
     parser.add_argument("--force", action="store_true", help="store it even under load")
     args = parser.parse_args(argv)
     load, cores = os.getloadavg()[0], os.cpu_count() or 1

@@ -17,10 +17,19 @@ HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 TRAIN_GLOB = "fineweb_train_*.bin"
 VAL_NAME = "fineweb_val_000000.bin"
+# Each FineWeb10B train shard holds 100M tokens. The speedrun reference trains on 3000 steps of
+# 512 x 1024 tokens (1.57B) and its probe set is the last shard's tail: 24 shards (2.4B) leave
+# it half again as many, room for a program that trains longer.
+TOKENS_PER_SHARD = 100_000_000
+DEFAULT_TRAIN_SHARDS = 24
 
 
 class ShardError(ValueError):
     pass
+
+
+class FetchError(RuntimeError):
+    """A shard could not be downloaded (no network, no huggingface_hub, the hub refused)."""
 
 
 def write_shard(path: Path, tokens: np.ndarray) -> None:
@@ -95,24 +104,47 @@ class ShardSet:
 Downloader = Callable[..., str]
 
 
+def train_name(index: int) -> str:
+    return f"fineweb_train_{index:06d}.bin"
+
+
 def fetch_fineweb(
     dest: Path, train_shards_wanted: int, repo: str, download: Downloader | None = None
 ) -> list[Path]:
     """Download the validation shard and the first train shards into ``dest`` (skipping those
     already there and valid). ``download`` defaults to ``huggingface_hub.hf_hub_download``."""
+    by_hand = (
+        f"or copy {VAL_NAME} and {train_name(1)} .. {train_name(train_shards_wanted)}, "
+        f"fetched where there is a network, into {dest} by hand"
+    )
     if download is None:
-        from huggingface_hub import hf_hub_download as download
+        try:
+            from huggingface_hub import hf_hub_download
+        except ImportError:
+            raise FetchError(
+                f"fetching FineWeb10B needs huggingface_hub (pip install huggingface_hub), {by_hand}"
+            ) from None
+        download = hf_hub_download
     dest.mkdir(parents=True, exist_ok=True)
-    names = [VAL_NAME] + [f"fineweb_train_{i:06d}.bin" for i in range(1, train_shards_wanted + 1)]
+    names = [VAL_NAME] + [train_name(i) for i in range(1, train_shards_wanted + 1)]
     paths = []
     for name in names:
         path = dest / name
         try:
             read_header(path)
         except (OSError, ShardError):
-            got = Path(
-                download(repo_id=repo, filename=name, repo_type="dataset", local_dir=str(dest))
-            )
+            try:
+                got = Path(
+                    download(repo_id=repo, filename=name, repo_type="dataset", local_dir=str(dest))
+                )
+            # huggingface_hub's errors, offline ones included, are OSErrors; their first
+            # sentence says what failed, the rest is advice that does not apply here.
+            except OSError as exc:
+                reason = str(exc).strip().split("\n")[0].split(". ")[0] or type(exc).__name__
+                raise FetchError(
+                    f"could not download {name} from the Hugging Face dataset {repo} ({reason}): "
+                    f"run again with network access, {by_hand}"
+                ) from None
             if got.resolve() != path.resolve():
                 got.replace(path)
             read_header(path)  # a truncated or foreign download fails here, by name

@@ -132,7 +132,7 @@ def compare(
         raise UserError("--seeds must be at least 1")
     env = plugins.get_environment(base.env)
     variant = env.pick_variant(base.variant)
-    problem = env.unavailable(variant)
+    problem = env.unavailable(variant, base.env_options)
     if problem:
         raise UserError(problem)
     base = base.model_copy(update={"variant": variant})

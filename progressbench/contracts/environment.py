@@ -8,6 +8,7 @@ the sole source of the metrics and score that get stored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -201,8 +202,9 @@ class Environment:
         """The variant to use when the user names none (may depend on the hardware)."""
         return requested or self.default_variant
 
-    def unavailable(self, variant: str) -> str | None:
-        """Why ``variant`` cannot run on this machine, or None when it can."""
+    def unavailable(self, variant: str, options: Mapping[str, Any] | None = None) -> str | None:
+        """Why ``variant`` cannot run on this machine with the run's environment ``options``
+        (e.g. where its data is), or None when it can."""
         return None
 
     def objective(self, variant: str) -> Objective:

@@ -129,7 +129,7 @@ def check_variant(env: Environment, config: RunConfig) -> str:
             f"environment {config.env!r} has no variant {variant!r} "
             f"(available: {', '.join(env.variants)})"
         )
-    why = env.unavailable(variant)
+    why = env.unavailable(variant, config.env_options)
     if why:
         raise UserError(f"variant {variant!r} of {config.env!r} cannot run here: {why}")
     return variant
