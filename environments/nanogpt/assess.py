@@ -209,6 +209,8 @@ def _score(
         metrics["time_to_target_s"] = reached["train_time_s"]
         metrics["steps_to_target"] = float(reached["steps"])
         metrics["tokens_to_target"] = float(reached["tokens"])
+        # Which kind of change a child made: fewer steps, or cheaper ones.
+        metrics["cost_per_step_ms"] = round(1000 * reached["cost_s"] / max(reached["steps"], 1), 2)
     if v.entropy_floor is not None:
         metrics["entropy_floor"] = v.entropy_floor
         metrics["gap_to_floor"] = chosen["val_loss"] - v.entropy_floor
@@ -399,7 +401,9 @@ def format_telemetry_diff(tel: dict[str, Any], parent: dict[str, Any]) -> str:
     c, p = tel.get("step_cost") or {}, parent.get("step_cost") or {}
     noises = [n for n in (c.get("relative_noise"), p.get("relative_noise")) if _finite(n)]
     noise = math.hypot(*noises) if noises else math.nan
-    parts = [_change("cost/step", p.get("cost_ms_per_step"), c.get("cost_ms_per_step"), noise, " ms")]
+    parts = [
+        _change("cost/step", p.get("cost_ms_per_step"), c.get("cost_ms_per_step"), noise, " ms")
+    ]
     if _finite(c.get("steps")) and _finite(p.get("steps")) and c["steps"] != p["steps"]:
         parts.append(f"steps {p['steps']} -> {c['steps']}")
     sections, before = tel.get("sections") or {}, parent.get("sections") or {}
@@ -409,5 +413,7 @@ def format_telemetry_diff(tel: dict[str, Any], parent: dict[str, Any]) -> str:
             parts.append(_change(name, b["mean_ms"], s["mean_ms"], noise, " ms/call"))
     parts.append(_change("tok/s", parent.get("tokens_per_s"), tel.get("tokens_per_s"), noise, ""))
     mem, mem_before = tel.get("memory") or {}, parent.get("memory") or {}
-    parts.append(_change("peak RSS", mem_before.get("peak_rss_mb"), mem.get("peak_rss_mb"), 0.0, " MB"))
+    parts.append(
+        _change("peak RSS", mem_before.get("peak_rss_mb"), mem.get("peak_rss_mb"), 0.0, " MB")
+    )
     return " | ".join(p for p in parts if p)

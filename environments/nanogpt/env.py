@@ -62,6 +62,7 @@ class NanoGPT(Environment):
     verifies = True
     packages = ("torch", "numpy", "triton")
     frontier = ("train_cost_s", "val_loss")
+    show_metrics = ("steps_to_target", "cost_per_step_ms")
     Options = config.Options
 
     # --- platform side -----------------------------------------------------------------------

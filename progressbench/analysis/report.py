@@ -91,7 +91,10 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
         summary = _strategy_summary(run, env)
         if summary:
             out += ["", "strategy:"] + ["  " + line for line in summary.splitlines()]
-    out += _programs_text(store.programs(run.id), metric, top)
+    columns = env.show_metrics if env else ()
+    evaluations = [ev for ev in store.evaluations(run.id) if ev.kind == "full"] if columns else []
+    shown = {ev.program_id: json.loads(ev.metrics_json) for ev in evaluations}
+    out += _programs_text(store.programs(run.id), metric, top, {c: shown for c in columns})
     best_id = run.best_program_id
     if env and best_id is not None:
         ev = store.evaluation(best_id)
@@ -104,8 +107,12 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
     return "\n".join(out)
 
 
-def _programs_text(programs: list[Any], metric: str, top: int) -> list[str]:
-    """Counts by status and prompting mode, the top valid programs, the failure reasons."""
+def _programs_text(
+    programs: list[Any], metric: str, top: int, extra: dict[str, dict[int, dict]] | None = None
+) -> list[str]:
+    """Counts by status and prompting mode, the top valid programs (with the ``extra`` metric
+    columns: name -> metrics by program id), the failure reasons."""
+    extra = extra or {}
     statuses = Counter(p.status for p in programs if not p.is_reference)
     out = ["", "programs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
     modes = Counter(p.mode for p in programs if not p.is_reference)
@@ -119,6 +126,7 @@ def _programs_text(programs: list[Any], metric: str, top: int) -> list[str]:
             p.island,
             p.generation,
             format_score(p.metric),
+            *(format_score(by_id.get(p.id, {}).get(name)) for name, by_id in extra.items()),
             format_score(p.score),
             p.retries,
             (p.idea or p.mode)[:48],
@@ -131,7 +139,8 @@ def _programs_text(programs: list[Any], metric: str, top: int) -> list[str]:
             f"top {len(rows)} valid programs:",
             tabulate(
                 rows,
-                headers=["id", "parent", "island", "gen", metric, "score", "retries", "idea/mode"],
+                headers=["id", "parent", "island", "gen", metric, *extra, "score", "retries"]
+                + ["idea/mode"],
             ),
         ]
     failures = [p for p in programs if p.status in ("failed", "rejected", "invalid")]

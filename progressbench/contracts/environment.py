@@ -172,6 +172,9 @@ class Environment:
     # Two metric names (x, y), both minimised, whose Pareto front over a run's programs
     # ``show --frontier`` prints (nanogpt: training time vs validation loss).
     frontier: ClassVar[tuple[str, str] | None] = None
+    # Metrics ``show`` prints beside the objective for the top programs (nanogpt: steps and
+    # cost per step to the target, which tell a step-count change from a per-step one).
+    show_metrics: ClassVar[tuple[str, ...]] = ()
     # The ``--env-option`` values the harness understands (``ctx.options``): declare a
     # pydantic model with ``extra="forbid"`` so that a misspelt option is refused, not ignored.
     Options: ClassVar[type[BaseModel]] = NoOptions
