@@ -270,7 +270,7 @@ def table(res: dict[str, Any], args: argparse.Namespace) -> str:
         f'p = {c["p"]:.2g}); **{c["false_faster"]} false "faster" verdicts in {c["repeats"]}** '
         "paired tests on resampled sets of 4 pairs (resampled from the pairs measured, not "
         "20 fresh sittings).",
-        f"The speed probe's low quantile: {idle['probe_ms']:.2f} ms idle, "
+        f"The speed probe's median CPU time: {idle['probe_ms']:.2f} ms idle, "
         f"{loaded['probe_ms']:.2f} ms loaded.",
         END,
     ]
