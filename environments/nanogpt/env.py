@@ -147,9 +147,10 @@ class NanoGPT(Environment):
             "as "
             f"little training time as possible; training stops at {v.budget_s:g}s. "
             + (
-                "Training time is estimated as on an unloaded machine: the steps taken times "
-                "a per-step cost calibrated against a fixed speed probe, so fewer steps and "
-                "cheaper steps both count; checkpoints come at fixed step counts. "
+                "Training time is estimated as on an unloaded machine: the training's CPU time "
+                "on its one thread, calibrated against a fixed speed probe, so fewer steps and "
+                "cheaper steps both count, and a parallel speed-up does not (one thread); "
+                "checkpoints come at fixed step counts. "
                 if v.cost_clock
                 else ""
             )
