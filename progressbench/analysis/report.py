@@ -93,8 +93,8 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
             out += ["", "strategy:"] + ["  " + line for line in summary.splitlines()]
     columns = env.show_metrics if env else ()
     evaluations = [ev for ev in store.evaluations(run.id) if ev.kind == "full"] if columns else []
-    shown = {ev.program_id: json.loads(ev.metrics_json) for ev in evaluations}
-    out += _programs_text(store.programs(run.id), metric, top, {c: shown for c in columns})
+    metrics = {ev.program_id: json.loads(ev.metrics_json) for ev in evaluations}
+    out += _programs_text(store.programs(run.id), metric, top, columns, metrics)
     best_id = run.best_program_id
     if env and best_id is not None:
         ev = store.evaluation(best_id)
@@ -108,11 +108,15 @@ def show_run(store: Store, run_id: str, frontier: bool = False, top: int = 10) -
 
 
 def _programs_text(
-    programs: list[Any], metric: str, top: int, extra: dict[str, dict[int, dict]] | None = None
+    programs: list[Any],
+    metric: str,
+    top: int,
+    columns: tuple[str, ...] = (),
+    metrics: dict[int, dict[str, Any]] | None = None,
 ) -> list[str]:
-    """Counts by status and prompting mode, the top valid programs (with the ``extra`` metric
-    columns: name -> metrics by program id), the failure reasons."""
-    extra = extra or {}
+    """Counts by status and prompting mode, the top valid programs (with the metric
+    ``columns``, from ``metrics`` by program id), the failure reasons."""
+    metrics = metrics or {}
     statuses = Counter(p.status for p in programs if not p.is_reference)
     out = ["", "programs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
     modes = Counter(p.mode for p in programs if not p.is_reference)
@@ -126,7 +130,7 @@ def _programs_text(
             p.island,
             p.generation,
             format_score(p.metric),
-            *(format_score(by_id.get(p.id, {}).get(name)) for name, by_id in extra.items()),
+            *(format_score(metrics.get(p.id, {}).get(name)) for name in columns),
             format_score(p.score),
             p.retries,
             (p.idea or p.mode)[:48],
@@ -139,8 +143,8 @@ def _programs_text(
             f"top {len(rows)} valid programs:",
             tabulate(
                 rows,
-                headers=["id", "parent", "island", "gen", metric, *extra, "score", "retries"]
-                + ["idea/mode"],
+                headers=["id", "parent", "island", "gen", metric, *columns]
+                + ["score", "retries", "idea/mode"],
             ),
         ]
     failures = [p for p in programs if p.status in ("failed", "rejected", "invalid")]
