@@ -94,9 +94,9 @@ def _drive(
     and leave."""
     from progressbench.run.loop import RunLoop
     from progressbench.run.progress import Progress
-    from progressbench.run.session import run_to_end, stop_on_sigterm
+    from progressbench.run.session import run_to_end, stop_on_signals
 
-    stop_on_sigterm()
+    stop_on_signals()
     progress = Progress(metric)
     loop = RunLoop(store, config, run=existing, say=say, progress=progress)
     return run_to_end(loop, progress, interrupted)

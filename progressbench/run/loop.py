@@ -261,6 +261,13 @@ class RunLoop:
                     # Stop issuing; children already being proposed or evaluated finish.
                     capped = True
                     status, message = "stopped", f"cost cap ${self.config.max_cost:g} reached"
+        except BaseException:
+            # Ctrl-C, SIGTERM or a failure: the children still running are abandoned, never
+            # waited for (one may sit in a model call or a training run for minutes, or behind
+            # a database lock the interrupted main thread left); closing the evaluator ends
+            # their candidates and their tasks stay issued for --resume.
+            self._stop.set()
+            raise
         finally:
             pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
         if status == "stopped":

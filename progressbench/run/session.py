@@ -6,7 +6,7 @@ A session asks the run's agents, stores every LLM call as soon as the reply is i
 program row links exactly those calls. An agent that raises ``AgentUnavailable`` has its calls
 stored and the exception passed on: the run loop stops the run.
 
-How a run process stops on Ctrl-C or SIGTERM (``stop_on_sigterm``, ``run_to_end``) is here
+How a run process stops on Ctrl-C or SIGTERM (``stop_on_signals``, ``run_to_end``) is here
 too: both stop the run the same clean way.
 """
 
@@ -36,6 +36,7 @@ from progressbench.store.database import Store
 from progressbench.store.tables import Program, Run, stored_id
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, for Ctrl-C and SIGTERM alike
+CLEANUP_LIMIT_S = 30.0  # after Ctrl-C or SIGTERM, the most the process takes to leave
 
 
 class CostCapReached(Exception):
@@ -64,26 +65,44 @@ class StopFlag:
             raise Interrupted()
 
 
-def stop_on_sigterm() -> None:
-    """From now until the process ends, SIGTERM (a scheduler, a CI timeout, ``kill``) is
-    Ctrl-C: the run is marked interrupted, its evaluator closed, its scratch removed, and the
-    process exits with ``INTERRUPTED_EXIT``.
+def stop_on_signals(limit_s: float = CLEANUP_LIMIT_S) -> None:
+    """From now until the process ends, Ctrl-C and SIGTERM (a scheduler, a CI timeout, ``kill``)
+    stop the run the same way: it is marked interrupted, its evaluator closed, its scratch
+    removed, and the process exits with ``INTERRUPTED_EXIT``.
 
-    Installed once and never taken back, and only the first SIGTERM acts: a handler that
-    lived only around the run loop let a SIGTERM landing just after the loop (while the summary
-    printed) reach click as a bare KeyboardInterrupt, which exits 1; a second SIGTERM must not
-    cut the clean-up short either. The CLI turns a KeyboardInterrupt outside the loop into the
-    same exit code.
+    Installed once and never taken back, and only the first signal acts: a handler that lived
+    only around the run loop let a SIGTERM landing just after the loop (while the summary
+    printed) reach click as a bare KeyboardInterrupt, which exits 1; a second Ctrl-C must not
+    cut the clean-up short either. The clean-up is bounded instead: ``limit_s`` seconds after
+    the first signal the process says so and exits anyway (a write stuck behind a lock the
+    interrupted thread held, a worker that does not die); every write commits as it is made,
+    so what is stored stays stored and ``--resume`` continues the run. The CLI turns a
+    KeyboardInterrupt outside the loop into the same exit code.
     """
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers belong to the main thread (an embedding caller's choice)
 
     def interrupt(signum: int, frame: Any) -> None:
-        # A Python no-op, not SIG_IGN: processes started later must not inherit an ignore.
-        signal.signal(signal.SIGTERM, lambda *_: None)
+        # Python no-ops, not SIG_IGN: processes started later must not inherit an ignore.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
+        watchdog = threading.Timer(limit_s, _give_up, (limit_s,))
+        watchdog.daemon = True
+        watchdog.start()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+
+
+def _give_up(limit_s: float) -> None:
+    print(
+        f"\nthe clean-up after the interrupt took more than {limit_s:g} s: leaving without it "
+        "(what is stored is kept; progressbench run --resume RUN continues the run)",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(INTERRUPTED_EXIT)
 
 
 class _Executes(Protocol):

@@ -205,3 +205,37 @@ def test_a_parameter_the_server_refuses_ends_the_run_with_exit_1(db):
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "rejected the request" in errors[0] and "temperature" in errors[0]
     assert query(db, "select status from run") == [("failed",)]
+
+
+def test_ctrl_c_during_a_hung_model_call_leaves_at_once(db, tmp_path):
+    # The run loop used to wait for the children still running before it closed anything:
+    # Ctrl-C during a model call (or a long training run) took as long as the call.
+    with FakeOpenAI([hang(60)]) as server:
+        cfg = config(tmp_path, "budget = 4\n", agent_table("openai/m", server))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "progressbench.cli", "run", "--config", cfg, "--db", str(db)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(OPENAI_API_KEY="sk"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while server.count < 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert server.count >= 1
+        os.killpg(proc.pid, signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 20 and "Traceback" not in err
+    run_id = query(db, "select id, status from run")[0]
+    assert run_id[1] == "interrupted"
+    assert f"progressbench run --resume {run_id[0]}" in err
+    # The tasks whose calls were cut off stay issued: a resume redoes them.
+    states = query(db, "select state from task")
+    assert states and all(state == "issued" for (state,) in states)

@@ -41,7 +41,9 @@ def test_show_prints_the_metrics_the_environment_names_beside_the_objective(tmp_
     text = show_run(store, run.id)
     header = next(line for line in text.splitlines() if "steps_to_target" in line)
     assert header.split()[4:7] == ["cost_to_target_s", "steps_to_target", "cost_per_step_ms"]
-    rows = {line.split()[0]: line.split() for line in text.splitlines() if line[:4].strip().isdigit()}
+    rows = {
+        line.split()[0]: line.split() for line in text.splitlines() if line[:4].strip().isdigit()
+    }
     assert rows[str(ids[1])][5:7] == ["450", "230"]  # fewer steps
     assert rows[str(ids[2])][5:7] == ["500", "180"]  # cheaper steps
     store.close()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 from conftest import pb, query
@@ -91,6 +92,40 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(db):
     res = pb("run", "--resume", rid, "--db", str(db))
     assert res.returncode == 0, res.stderr
     check_complete(db, rid)
+
+
+STUCK_CLEANUP = """
+import sys, time
+from progressbench.run.session import stop_on_signals
+stop_on_signals(limit_s=1.0)
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("cleaning up", flush=True)
+    time.sleep(60)  # a clean-up stuck behind a lock
+"""
+
+
+def test_a_stuck_clean_up_after_ctrl_c_is_cut_off_at_its_limit():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_CLEANUP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.stdout.readline() == "cleaning up\n"
+        os.killpg(proc.pid, signal.SIGINT)  # a second Ctrl-C does not cut the clean-up short
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "took more than 1 s: leaving without it" in err and "Traceback" not in err
 
 
 def test_resumed_islands_run_makes_the_same_choices_as_an_unbroken_one(tmp_path):
