@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
 import json
 import keyword
@@ -49,7 +50,7 @@ import random
 import re
 import time
 import tokenize
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -363,8 +364,13 @@ def _is_number_token(text: str) -> bool:
     return tokens[0].type == tokenize.NUMBER and tokens[0].string == text
 
 
-def _sites(code: str) -> list[_Site]:
-    """Everything in ``code`` the agent may change, or ``_NothingToDo`` saying why not."""
+@functools.lru_cache(maxsize=256)
+def _sites(code: str) -> tuple[_Site, ...]:
+    """Everything in ``code`` the agent may change, or ``_NothingToDo`` saying why not.
+
+    Cached: a strategy asks for many children of one parent (greedy: of the best, every
+    time), and locating the sites (tokenising, parsing, compiling) was the platform's
+    largest cost per child."""
     try:
         evolvable = _evolvable_lines(code)
     except EditError as exc:
@@ -396,7 +402,7 @@ def _sites(code: str) -> list[_Site]:
             "offline agent: nothing to perturb: the EVOLVE blocks of the parent program hold no "
             "declared knobs and no numeric constants it may change"
         )
-    return sorted(sites, key=lambda s: (s.line, s.start))
+    return tuple(sorted(sites, key=lambda s: (s.line, s.start)))
 
 
 def _nonzero_gauss(rng: random.Random) -> float:
@@ -500,7 +506,7 @@ def _new_text(site: _Site, rng: random.Random, small: bool) -> str | None:
     return _perturb_literal(site, rng, small)
 
 
-def _pick(sites: list[_Site], count: int, rng: random.Random, avoid: set[int]) -> list[_Site]:
+def _pick(sites: Sequence[_Site], count: int, rng: random.Random, avoid: set[int]) -> list[_Site]:
     """Up to ``count`` sites on distinct lines, by weight, avoiding ``avoid`` lines if possible."""
     pool = [s for s in sites if s.line not in avoid] or list(sites)
     chosen: list[_Site] = []
@@ -586,7 +592,7 @@ def _edit_reply(code: str, changes: list[_Change], explanation: str) -> str | No
 
 
 def _perturbation(
-    sites: list[_Site], rng: random.Random, count: int, small: bool, avoid: set[int]
+    sites: Sequence[_Site], rng: random.Random, count: int, small: bool, avoid: set[int]
 ) -> list[_Change]:
     changes = []
     for site in _pick(sites, count, rng, avoid):
@@ -633,7 +639,7 @@ def _idea_text(change: _Change, code: str) -> str:
     )
 
 
-def _parse_idea(idea: str, sites: list[_Site]) -> _Change | str:
+def _parse_idea(idea: str, sites: Sequence[_Site]) -> _Change | str:
     """The change an ``idea`` text names, or a sentence saying why it cannot be made."""
     match = _IDEA_TAIL_RE.search(idea)
     if not match:

@@ -19,6 +19,7 @@ The guard is the first layer, not the only one: whatever it misses still runs in
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 from collections import Counter
@@ -656,17 +657,13 @@ class StaticGuard(Guard):
     )
 
     def check_program(self, code: str, reference: str, env: Environment, variant: str) -> Verdict:
-        policy = Policy(rules_for(env, variant), own_modules(code))
+        rules, own = rules_for(env, variant), own_modules(code)
         try:
-            found = analyse(code, policy)
+            found = analyse(code, Policy(rules, own))
         except (SyntaxError, ValueError):
             # It cannot run either; the syntax guard (or the smoke check) reports it.
             return self.ok()
-        try:
-            known = Counter(f.key for f in analyse(reference, policy))
-        except (SyntaxError, ValueError):
-            known = Counter()
-        new = _added(found, known, code)
+        new = _added(found, _known(reference, rules.model_dump_json(), own), code)
         if not new:
             return self.ok()
         first = new[0]
@@ -678,6 +675,17 @@ class StaticGuard(Guard):
                 {"rule": f.rule, "line": f.line, "code": f.code, "message": f.message} for f in new
             ],
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _known(reference: str, rules_json: str, own: frozenset[str]) -> Counter[tuple[str, str, str]]:
+    """The reference's findings (never changed by callers). Cached: every child of a run is
+    checked against one reference, and analysing it again doubled the guard's cost."""
+    try:
+        policy = Policy(GuardRules.model_validate_json(rules_json), own)
+        return Counter(f.key for f in analyse(reference, policy))
+    except (SyntaxError, ValueError):
+        return Counter()
 
 
 def _added(found: list[Finding], known: Counter[tuple[str, str, str]], code: str) -> list[Finding]:
