@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
             "Feature",
             "Objective",
             "Resources",
+            "SANDBOX_KEY",
             "SandboxContext",
             "Variant",
             "format_score",
@@ -60,6 +61,9 @@ _EXPORTS: dict[str, str] = {
         ["compile_program", "load_program", "parse_program"], "progressbench.sandbox.loader"
     ),
     "code_hash": "progressbench.store.hashing",
+    **dict.fromkeys(
+        ["adopt_orphans", "children_cpu_s", "end_children"], "progressbench.sandbox.accounting"
+    ),
 }
 # Modules plugins use as a whole: SEARCH/REPLACE edits and EVOLVE blocks, prompt templates.
 _MODULES = {"edits": "progressbench.run.edits", "prompts": "progressbench.run.prompts"}
@@ -89,6 +93,7 @@ __all__ = [
     "ProposalSession",
     "Purpose",
     "Resources",
+    "SANDBOX_KEY",
     "Sandbox",
     "SandboxContext",
     "Strategy",
@@ -97,8 +102,11 @@ __all__ = [
     "UserError",
     "Variant",
     "Verdict",
+    "adopt_orphans",
+    "children_cpu_s",
     "code_hash",
     "compile_program",
+    "end_children",
     "format_score",
     "load_program",
     "parse_program",
@@ -133,6 +141,7 @@ if TYPE_CHECKING:
         Purpose,
     )
     from progressbench.contracts.environment import (
+        SANDBOX_KEY,
         Assessment,
         Environment,
         Feature,
@@ -154,5 +163,6 @@ if TYPE_CHECKING:
     )
     from progressbench.errors import EditError, PluginError, UserError
     from progressbench.run import edits, prompts
+    from progressbench.sandbox.accounting import adopt_orphans, children_cpu_s, end_children
     from progressbench.sandbox.loader import compile_program, load_program, parse_program
     from progressbench.store.hashing import code_hash

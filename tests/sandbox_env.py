@@ -58,6 +58,15 @@ class SandboxVerifyEnv(SandboxTestEnv):
         }
 
 
+class SandboxRawEnv(SandboxTestEnv):
+    """``run`` returns ``main()`` itself as the raw result."""
+
+    name: ClassVar[str] = "sandbox-test-raw"
+
+    def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        return dict(load_program(program).main())
+
+
 class SandboxTorchEnv(SandboxTestEnv):
     name: ClassVar[str] = "sandbox-test-torch"
     preload: ClassVar[tuple[str, ...]] = ("torch",)
@@ -74,5 +83,6 @@ class SandboxBrokenEnv(SandboxTestEnv):
 def register_environments(register):
     register(SandboxTestEnv())
     register(SandboxVerifyEnv())
+    register(SandboxRawEnv())
     register(SandboxTorchEnv())
     register(SandboxBrokenEnv())

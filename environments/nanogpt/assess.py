@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from progressbench import Assessment
+from progressbench import SANDBOX_KEY, Assessment
 
 from . import machine
 from .config import BUDGET_SLACK, VARIANTS, VariantSpec
@@ -16,6 +16,11 @@ from .config import BUDGET_SLACK, VARIANTS, VariantSpec
 # |torch loss - numpy float64 loss| on sampled tokens above this means the kernels were tampered
 # with (float32 log-softmax agrees with float64 to ~1e-5 on these vocabularies).
 SPOT_TOLERANCE = 1e-3
+# CPU the sandbox counted in the run beyond what the harness accounts for (its own process and
+# the children it started) is work the training clock never saw. What is honestly left over
+# (the report written after the harness's last reading) is milliseconds.
+UNACCOUNTED_CPU_S = 1.0
+UNACCOUNTED_CPU_SHARE = 0.05
 
 
 def _finite(x: Any) -> bool:
@@ -52,6 +57,9 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
             "the program rebound functions the harness relies on (define your own instead of "
             f"patching libraries): {', '.join(tampered[:6])}"
         )
+    hidden = _unaccounted_cpu(raw, v)
+    if hidden:
+        return _invalid(hidden)
     if verified is None or not verified.get("ok"):
         return _invalid(
             f"verification failed: {(verified or {}).get('error', 'no verification result')}"
@@ -62,6 +70,26 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
         reason, metrics = problem
         return _invalid(reason, metrics, telemetry)
     return _score(raw, verified, v, telemetry)
+
+
+def _unaccounted_cpu(raw: dict[str, Any], v: VariantSpec) -> str | None:
+    """On a CPU-clock variant, CPU of the run spent in processes the harness did not start
+    (the kernel counts every process of the phase; the harness only its own). Without the
+    sandbox's count (an evaluator that does not measure it) there is nothing to compare."""
+    counted = (raw.get(SANDBOX_KEY) or {}).get("cpu_s")
+    if not v.cost_clock or raw.get("world_size", 1) != 1 or not _finite(counted):
+        return None
+    accounted = raw.get("harness_cpu_s")
+    if not _finite(accounted):
+        return "the run did not report the CPU its harness accounted for"
+    extra = counted - accounted
+    if extra <= max(UNACCOUNTED_CPU_S, UNACCOUNTED_CPU_SHARE * counted):
+        return None
+    return (
+        f"{extra:.1f} CPU-s of the run ran in processes the harness did not start (the kernel "
+        f"counted {counted:.1f} CPU-s, the harness {accounted:.1f}): work outside the training "
+        "process escapes its clock"
+    )
 
 
 def _checkpoint_problem(c: dict[str, Any], v: VariantSpec) -> tuple[str, dict[str, float]] | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -662,6 +663,7 @@ class _Run:
                 for name in sorted(self.thread_violations)
             ],
             "tampered": sorted(self.tampered),
+            "harness_cpu_s": round(integrity.harness_cpu_s(), 4),
         }
 
     def _device_name(self) -> str:
@@ -693,6 +695,12 @@ def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
     rank, world, device = _distributed(spec)
     if device.type == "cpu":
         torch.set_num_threads(max(1, spec.threads))
+        # Inductor compiles in this process: a pool of compile workers would be CPU outside
+        # the training process, which assess refuses on the CPU clock.
+        os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+        inductor = sys.modules.get("torch._inductor.config")
+        if inductor is not None:
+            inductor.compile_threads = 1
     run = _Run(spec, Path(program), rank, world, device)
     try:
         run.execute()

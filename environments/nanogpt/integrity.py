@@ -696,6 +696,20 @@ def plain_state(model: Any, device: str | torch.device = "cpu") -> dict[str, tor
 
 
 # --- another process ------------------------------------------------------------------------
+_times = os.times  # bound before any program code runs, as the harness's clocks are
+# CPU seconds of the children ``forked`` reaped in this process: the harness's own processes,
+# which the sandbox's count of the phase's CPU includes (``harness_cpu_s``).
+_forked_cpu_s = [0.0]
+
+
+def harness_cpu_s() -> float:
+    """The CPU this process and the children ``forked`` started have used: what the harness
+    accounts for. The sandbox counts every process of the phase; the difference ran in
+    processes the harness did not start (an escape from the training clock)."""
+    t = _times()
+    return t.user + t.system + _forked_cpu_s[0]
+
+
 def forked(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``fn()`` in a forked child, its dict sent back as JSON (or ``{"error": ...}``): work that
     runs program code and must leave nothing behind in this process."""
@@ -722,7 +736,8 @@ def forked(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     os.close(write_end)
     with os.fdopen(read_end) as inp:
         text = inp.read()
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
+    _forked_cpu_s[0] += usage.ru_utime + usage.ru_stime
     if not text:
         return {"error": f"the child process died (wait status {status})"}
     found: dict[str, Any] = json.loads(text)

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from progressbench import Assessment, SandboxContext
+from progressbench import SANDBOX_KEY, Assessment, SandboxContext, adopt_orphans, end_children
 
 from .env import NanoGPT
 
@@ -29,12 +29,15 @@ LOG_CHARS = 4000
 
 def in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None, str, float]:
     """Run ``fn()`` in a forked child, its output into ``log``: (its dict, or None; the error
-    text; seconds)."""
+    text; seconds). The dict gets the CPU of every process the phase ran under
+    ``SANDBOX_KEY``, counted as the sandbox counts it: the child adopts what its descendants
+    orphan and ends whatever is left before it reports, so all of it is reaped below it."""
     read_end, write_end = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
+        adopt_orphans()
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(out, 1)
         os.dup2(out, 2)
@@ -43,18 +46,22 @@ def in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None,
             payload = json.dumps({"ok": fn()})
         except BaseException:
             payload = json.dumps({"error": traceback.format_exc()[-4000:]})
+        end_children()
         with os.fdopen(write_end, "w") as out:
             out.write(payload)
         os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as inp:
         text = inp.read()
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - started
     if not text:
         return None, f"child died (status {status})", seconds
     message = json.loads(text)
-    return message.get("ok"), message.get("error", ""), seconds
+    result = message.get("ok")
+    if isinstance(result, dict):
+        result[SANDBOX_KEY] = {"cpu_s": round(usage.ru_utime + usage.ru_stime, 4)}
+    return result, message.get("error", ""), seconds
 
 
 def evaluate(

@@ -99,6 +99,13 @@ def format_score(value: float | None, missing: str = "-", signed: bool = False) 
     return f"{value:+.6g}" if signed else f"{value:.6g}"
 
 
+# The key of a phase's raw result (``run``'s and ``verify``'s) that the sandbox writes after
+# every process of the phase is gone, replacing whatever the program put there:
+# {"cpu_s": CPU seconds of every process of the phase, as the kernel counted them}. Absent
+# where the evaluator measures nothing (e.g. an evaluator without the sandbox).
+SANDBOX_KEY = "sandbox"
+
+
 class Resources(BaseModel):
     """What one evaluation needs; evaluators use it for limits and placement."""
 

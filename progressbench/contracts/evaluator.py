@@ -49,6 +49,11 @@ class EvalOutcome(BaseModel):
     # Seconds inside the candidate's own process(es), and submit-to-outcome in all.
     candidate_s: float = 0.0
     total_s: float = 0.0
+    # What the sandbox counted of the run phase and of the verify phase ({"cpu_s": ...}: every
+    # process of the phase, by the kernel); empty where the evaluator counts nothing. ``assess``
+    # sees them as raw[SANDBOX_KEY] and verified[SANDBOX_KEY].
+    counted: dict[str, float] = {}
+    verify_counted: dict[str, float] = {}
 
     @property
     def ok(self) -> bool:

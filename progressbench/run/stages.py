@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from progressbench import plugins
-from progressbench.contracts.environment import Assessment, Environment, Resources
+from progressbench.contracts.environment import SANDBOX_KEY, Assessment, Environment, Resources
 from progressbench.contracts.evaluator import EvalOutcome, Limits
 from progressbench.contracts.guard import Guard, Sandbox, Verdict
 from progressbench.errors import EnvironmentFault, UserError
@@ -91,8 +91,12 @@ def assess_outcome(
     """The trusted assessment of a successful evaluation, after the result guards: any
     failing verdict makes it invalid, with the guards' reasons. ``assess`` raising is the
     plugin's bug, not the candidate's failure: an ``EnvironmentFault`` naming the plugin."""
+    raw = _with_counts(outcome.raw or {}, outcome.counted)
+    verified = (
+        None if outcome.verified is None else _with_counts(outcome.verified, outcome.verify_counted)
+    )
     try:
-        assessment = env.assess(outcome.raw or {}, outcome.verified, variant)
+        assessment = env.assess(raw, verified, variant)
     except Exception as exc:
         raise EnvironmentFault(
             f"environment {env.name!r}{plugin_of(env.name)} raised in assess: "
@@ -113,6 +117,15 @@ def assess_outcome(
             update={"valid": False, "reason": describe_verdicts(bad)}
         )
     return assessment, verdicts
+
+
+def _with_counts(result: dict[str, Any], counted: dict[str, float]) -> dict[str, Any]:
+    """A phase's result as ``assess`` sees it: what the sandbox counted under SANDBOX_KEY,
+    never what the program put there."""
+    seen = {k: v for k, v in result.items() if k != SANDBOX_KEY}
+    if counted:
+        seen[SANDBOX_KEY] = dict(counted)
+    return seen
 
 
 def plugin_of(env_name: str) -> str:

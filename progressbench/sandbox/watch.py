@@ -53,6 +53,8 @@ class Phase:
     stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0
+    # CPU seconds of every process of the phase, as the kernel counted them (``accounting``).
+    cpu_s: float = 0.0
 
 
 def statm(pid: int | str) -> tuple[int, int]:

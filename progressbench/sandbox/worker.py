@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from progressbench import plugins
+from progressbench.sandbox.accounting import children_cpu_s
 from progressbench.sandbox.child import MIB, child_main, describe
 from progressbench.sandbox.filesystem import (
     clear_private_tmp,
@@ -187,11 +188,13 @@ class Worker:
             first = self.phase(mode, job, job_dir, program, scratch, None)
             outcome = asdict(first)
             outcome["candidate_s"] = outcome.pop("seconds")
+            outcome["counted"] = {"cpu_s": outcome.pop("cpu_s")}
             if mode == "full" and first.status == "ok" and self.env.verifies:
                 # The verifier starts from the run's scratch, not from what it left elsewhere.
                 clear_private_tmp(self.jobs_dir)
                 second = self.phase("verify", job, job_dir, program, scratch, first.raw)
                 outcome["candidate_s"] += second.seconds
+                outcome["verify_counted"] = {"cpu_s": second.cpu_s}
                 for stream in ("stdout", "stderr"):
                     extra = getattr(second, stream)
                     if extra:
@@ -228,6 +231,7 @@ class Worker:
         vm, rss = statm("self")
         out_path, err_path = job_dir / f"{mode}.stdout", job_dir / f"{mode}.stderr"
         read_end, write_end = os.pipe()
+        cpu_before = children_cpu_s()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -256,6 +260,8 @@ class Worker:
         elapsed = time.perf_counter() - started
         chars = int(limits["output_chars"])
         result = judge(self, status, usage, killed, payload, limits)
+        # After the sweep: every process of the phase is reaped, its CPU counted.
+        result.cpu_s = round(children_cpu_s() - cpu_before, 4)
         result.stdout = clean_text(read_tail(out_path, chars))
         result.stderr = clean_text(read_tail(err_path, chars))
         result.seconds = elapsed

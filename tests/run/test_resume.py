@@ -75,7 +75,9 @@ def test_kill_9_then_resume(db, kill_after):
     assert res.returncode == 0, res.stderr
     after = snapshot(db)
     for key in before:  # everything recorded before the kill is still there, unchanged
-        assert after[key][: len(before[key])] == before[key], key
+        # (As sets: a program pending at the kill, below one already done, is finished by
+        # the resume under its own id, so it sorts in between.)
+        assert set(before[key]) <= set(after[key]), key
     check_complete(db, rid)
 
 
@@ -98,8 +100,8 @@ STUCK_CLEANUP = """
 import sys, time
 from progressbench.run.session import stop_on_signals
 stop_on_signals(limit_s=1.0)
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: the test's Ctrl-C may follow at once
     time.sleep(60)
 except KeyboardInterrupt:
     print("cleaning up", flush=True)

@@ -19,8 +19,10 @@ import pytest
 import sandbox_env
 
 from progressbench import plugins
+from progressbench.contracts.environment import Assessment
 from progressbench.contracts.evaluator import EvalJob, EvalOutcome, Limits
 from progressbench.errors import UserError
+from progressbench.run import stages
 from progressbench.sandbox import doctor, filesystem
 from progressbench.sandbox.environ import scrubbed_environ
 from progressbench.sandbox.handle import WorkerStartError
@@ -633,3 +635,49 @@ def test_network_is_loopback_only(ev: LocalEvaluator) -> None:
     )
     assert out.status == "ok", out.error
     assert out.raw["value"].startswith("blocked")
+
+
+BUSY_ORPHAN = """
+import os, time
+
+def spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+def main():
+    if os.fork() == 0:
+        spin(1.0)
+        os._exit(0)
+    time.sleep(1.5)  # never waited for: the worker reaps it
+    spin(0.2)
+    return {"value": 1, "sandbox": {"cpu_s": 0.0}}
+"""
+
+
+def test_the_cpu_of_every_process_of_a_phase_is_counted_and_cannot_be_forged():
+    env = plugins.get_environment("sandbox-test-raw")
+    with evaluator("sandbox-test-raw") as ev:
+        out = ev.evaluate(EvalJob(program=BUSY_ORPHAN, phase="full"))
+    assert out.ok, out.error
+    # The orphan's second and the candidate's own 0.2 s: what the kernel counted...
+    assert 1.15 <= out.counted["cpu_s"] < 3.0
+
+    def seen_by_assess(outcome: EvalOutcome) -> dict:
+        seen: dict = {}
+
+        def assess(raw, verified, variant):
+            seen.update(raw)
+            return Assessment(valid=True)
+
+        env.assess = assess
+        try:
+            stages.assess_outcome(env, "default", [], BUSY_ORPHAN, outcome)
+        finally:
+            del env.assess
+        return seen
+
+    # ...is what assess sees under the sandbox's key, not the 0.0 the program put there;
+    assert seen_by_assess(out) == {"value": 1, "sandbox": out.counted}
+    # where nothing was counted (another evaluator), the program's claim is dropped.
+    assert seen_by_assess(out.model_copy(update={"counted": {}})) == {"value": 1}
