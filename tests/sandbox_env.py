@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from progressbench import hookimpl
-from progressbench.contracts.environment import Assessment, Environment, Objective, SandboxContext
+from progressbench.contracts.environment import (
+    Assessment,
+    Environment,
+    Objective,
+    Resources,
+    SandboxContext,
+)
 from progressbench.sandbox.loader import load_program
 
 
@@ -67,6 +73,15 @@ class SandboxRawEnv(SandboxTestEnv):
         return dict(load_program(program).main())
 
 
+class SandboxGpuEnv(SandboxTestEnv):
+    """Declares a GPU and the task limit GPU training needs."""
+
+    name: ClassVar[str] = "sandbox-test-gpu"
+
+    def resources(self, variant: str) -> Resources:
+        return Resources(gpus=1, processes=300)
+
+
 class SandboxTorchEnv(SandboxTestEnv):
     name: ClassVar[str] = "sandbox-test-torch"
     preload: ClassVar[tuple[str, ...]] = ("torch",)
@@ -84,5 +99,6 @@ def register_environments(register):
     register(SandboxTestEnv())
     register(SandboxVerifyEnv())
     register(SandboxRawEnv())
+    register(SandboxGpuEnv())
     register(SandboxTorchEnv())
     register(SandboxBrokenEnv())

@@ -28,7 +28,14 @@ RUN_OPTIONS = {
     "probe_tokens": int,
     "eval_batch": int,  # validation windows per forward pass (memory, not results)
     "threads": int,  # CPU threads for torch (default: the variant's cpus)
+    # With several processes: a collective that has not completed after this long ends the
+    # run as failed (a rank-asymmetric program would otherwise hang until the time limit).
+    "collective_timeout_s": float,
 }
+COLLECTIVE_TIMEOUT_S = 300.0
+# Inductor's compile workers per process on CUDA (set explicitly: its default is one per core,
+# up to 32, and each is a process the sandbox's task limit counts).
+COMPILE_WORKERS = 8
 Options: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "NanoGPTOptions",
     __config__=ConfigDict(extra="forbid"),
@@ -225,6 +232,7 @@ class RunSpec:
     threads: int
     data_dir: str | None
     nproc: int
+    collective_timeout_s: float = COLLECTIVE_TIMEOUT_S
 
     @property
     def variant_spec(self) -> VariantSpec:
@@ -268,4 +276,5 @@ def make_spec(
         threads=opts.get("threads", int(v.cpus)),
         data_dir=opts.get("data_dir"),
         nproc=opts.get("nproc", 0),
+        collective_timeout_s=opts.get("collective_timeout_s", COLLECTIVE_TIMEOUT_S),
     )

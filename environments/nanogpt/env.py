@@ -24,7 +24,7 @@ from progressbench import (
 )
 
 from . import config
-from .config import SPEEDRUN_HF_REPO, TINY, VARIANTS, make_spec
+from .config import COMPILE_WORKERS, SPEEDRUN_HF_REPO, TINY, VARIANTS, make_spec
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 PACKAGE = __name__.rpartition(".")[0]
@@ -108,6 +108,9 @@ class NanoGPT(Environment):
             memory_mb=v.memory_mb,
             file_mb=v.file_mb,
             disk_mb=v.disk_mb,
+            # Every rank: CUDA's, NCCL's and autograd's threads, a data thread, compile workers
+            # (each a process with threads of its own); torchrun and its agent besides.
+            processes=None if gpus == 0 else 64 + gpus * (96 + 16 * COMPILE_WORKERS),
         )
 
     def readable_paths(self, variant: str, options: Mapping[str, Any] | None = None) -> list[str]:

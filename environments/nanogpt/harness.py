@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from progressbench import load_program
 
 from . import cost, data, integrity, losses, static, telemetry
-from .config import RunSpec
+from .config import COMPILE_WORKERS, RunSpec
 from .losses import ProgramError
 
 # Bound before any program code runs: rebinding time.perf_counter, torch.cuda.synchronize,
@@ -164,7 +165,12 @@ def _distributed(spec: RunSpec) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = spec.variant != "tiny" and torch.cuda.is_available()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # A collective one rank never joins (a rank-asymmetric program) fails after the
+        # timeout instead of holding every rank until the evaluation's time limit (NCCL's
+        # watchdog aborts the communicator; gloo raises).
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", timeout=timedelta(seconds=spec.collective_timeout_s)
+        )
     rank = dist.get_rank() if world > 1 else 0
     if cuda:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -682,6 +688,17 @@ class _Run:
         return mem
 
 
+def _compile_workers(count: int) -> None:
+    """Inductor's compile workers, set before the program runs: one (in this process) on CPU,
+    where a pool of workers would be CPU outside the training process that assess refuses on
+    the CPU clock; ``COMPILE_WORKERS`` on CUDA, where the default (a worker per core, up to 32)
+    would be processes the sandbox's task limit (``Resources.processes``) does not plan for."""
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(count)
+    inductor = sys.modules.get("torch._inductor.config")
+    if inductor is not None:
+        inductor.compile_threads = count
+
+
 def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
     """Run the program's training under the harness; the raw result for ``verify``/``assess``."""
     findings = [
@@ -695,12 +712,7 @@ def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
     rank, world, device = _distributed(spec)
     if device.type == "cpu":
         torch.set_num_threads(max(1, spec.threads))
-        # Inductor compiles in this process: a pool of compile workers would be CPU outside
-        # the training process, which assess refuses on the CPU clock.
-        os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
-        inductor = sys.modules.get("torch._inductor.config")
-        if inductor is not None:
-            inductor.compile_threads = 1
+    _compile_workers(1 if device.type == "cpu" else COMPILE_WORKERS)
     run = _Run(spec, Path(program), rank, world, device)
     try:
         run.execute()

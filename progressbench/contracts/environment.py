@@ -118,6 +118,10 @@ class Resources(BaseModel):
     # None: the evaluator's defaults (256 MB a file; half the free disk space in all).
     file_mb: int | None = None
     disk_mb: int | None = None
+    # Tasks (processes and threads together, what RLIMIT_NPROC counts) one evaluation may run
+    # at once; None: the evaluator's default (64). GPU training needs far more: every rank's
+    # CUDA, NCCL and autograd threads, and compile workers.
+    processes: int | None = None
 
 
 class Feature(BaseModel):

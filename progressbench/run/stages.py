@@ -53,7 +53,11 @@ def limits_for(resources: Resources, config: RunConfig, phase: str) -> Limits:
     if config.timeout_s:
         # The user's limit replaces the full evaluation's and caps the smoke check's.
         seconds = config.timeout_s if phase == "full" else min(seconds, config.timeout_s)
-    sizes = {"file_mb": resources.file_mb, "disk_mb": config.disk_mb or resources.disk_mb}
+    sizes = {
+        "file_mb": resources.file_mb,
+        "disk_mb": config.disk_mb or resources.disk_mb,
+        "processes": resources.processes,
+    }
     return Limits(
         seconds=seconds,
         memory_mb=config.memory_mb or resources.memory_mb,

@@ -239,7 +239,7 @@ def enter_sandbox(
         # cannot leave shared memory to the next, nor to another candidate.
         unshare(CLONE_NEWIPC)
     if worker.uid is not None and worker.gid is not None:
-        os.setgroups([])
+        os.setgroups(worker.groups)  # none, or those owning the GPU's device nodes
         os.setresgid(worker.gid, worker.gid, worker.gid)
         if worker.read_all:
             prctl(PR_SET_KEEPCAPS, 1)

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from progressbench.sandbox.devices import device_groups, gpu_device_nodes
 from progressbench.sandbox.filesystem import (
     MAX_FILES,
     import_paths,
@@ -203,6 +204,63 @@ def _writable(root: bool, fs: dict[str, Any]) -> str:
     return (", ".join(found) if found else "none") + extra
 
 
+# Run as a candidate's uid with the groups a GPU job keeps: which device nodes (argv) it can
+# open for reading and writing, as CUDA does.
+_DEVICE_PROBE = r"""
+import json, os, sys
+ok = []
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        ok.append(path)
+    except OSError:
+        pass
+print(json.dumps(ok))
+"""
+
+
+def _gpus(root: bool, network_namespace: bool) -> dict[str, str]:
+    """The GPU lines: the device nodes, what a candidate of a GPU job keeps of them (opened
+    as one, where the platform is root), and where NCCL can reach."""
+    nodes = gpu_device_nodes()
+    nccl = (
+        "one host only: the network namespace leaves loopback, so NCCL uses shared memory, "
+        "P2P and loopback sockets; multi-node runs are not possible in the sandbox"
+        if network_namespace
+        else "the host's network (no network namespace)"
+    )
+    if not nodes:
+        return {"gpu_devices": "none on this host (no /dev/nvidia*, /dev/dri, /dev/kfd)",
+                "nccl_transport": nccl}  # fmt: skip
+    groups, unreachable = device_groups(nodes)
+    if not root:
+        seen = f"{len(nodes)} device nodes; candidates share the platform's uid and groups"
+    else:
+        leased, locks = lease_uids(1)
+        try:
+            uid = leased[0]
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-S", "-c", _DEVICE_PROBE, *nodes],
+                    user=uid, group=uid, extra_groups=groups, cwd="/",
+                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                opened = json.loads(done.stdout) if done.returncode == 0 else []
+            except (OSError, subprocess.SubprocessError, ValueError):
+                opened = []
+        finally:
+            for lock in locks:
+                lock.close()
+        kept = f"groups {', '.join(map(str, groups))} kept" if groups else "no groups kept"
+        seen = f"{len(opened)} of {len(nodes)} device nodes open as a candidate ({kept})"
+        missing = [n for n in nodes if n not in opened]
+        if missing:
+            seen += f"; cannot open: {', '.join(missing)}"
+    if unreachable:
+        seen += f" ({'; '.join(unreachable)})"
+    return {"gpu_devices": seen, "nccl_transport": nccl}
+
+
 def _disk_limit(fs: dict[str, Any]) -> str:
     if fs.get("disk_quota"):
         return (
@@ -239,6 +297,7 @@ def capabilities() -> dict[str, bool | str]:
         home = f"readable as far as file modes allow ({fs.get('error') or 'no mount namespace'})"
     else:
         home = "readable: candidates share the platform's uid (run as root to hide it)"
+    network = root and _probe_network_namespace()
     return {
         "platform": sys.platform,
         "rlimits": linux,
@@ -252,7 +311,7 @@ def capabilities() -> dict[str, bool | str]:
         # Non-root: the platform turns itself non-dumpable so a same-uid candidate cannot
         # read its /proc/PID/environ (API keys).
         "platform_dumpable_off": has_prctl and not root,
-        "network_namespace": root and _probe_network_namespace(),
+        "network_namespace": network,
         "mount_namespace": bool(fs["private_fs"]),
         "home_directory": home,
         "private_tmp": bool(fs.get("private_tmp")),
@@ -268,4 +327,5 @@ def capabilities() -> dict[str, bool | str]:
         # A candidate with the platform's uid may signal it (kill it); another uid may not.
         "can_signal_platform": not root,
         "candidate_user": user,
+        **_gpus(root, network),
     }

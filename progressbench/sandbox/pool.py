@@ -25,6 +25,7 @@ from pydantic_core import PydanticSerializationError
 from progressbench.contracts.environment import Environment
 from progressbench.contracts.evaluator import EvalJob, EvalOutcome
 from progressbench.errors import UserError
+from progressbench.sandbox.devices import device_groups, gpu_device_nodes
 from progressbench.sandbox.environ import scrubbed_environ
 from progressbench.sandbox.filesystem import remove_tree
 from progressbench.sandbox.handle import WarmWorker, WorkerLost, WorkerStartError, track
@@ -99,6 +100,8 @@ class WorkerPool:
             )
         # GPU jobs load the kernels they compile (Triton, Inductor) from caches in scratch.
         noexec = resources.gpus == 0 if s["noexec"] is None else bool(s["noexec"])
+        # The groups that own the GPU's device nodes survive the uid drop (``devices``).
+        groups = device_groups(gpu_device_nodes())[0] if resources.gpus > 0 else []
         uids: list[int | None] = [None] * self.workers
         if drop:
             leased, self._leases = lease_uids(self.workers, int(s["uid_base"]))
@@ -119,6 +122,7 @@ class WorkerPool:
                 "memory_watch": memory_watch,
                 "max_result_bytes": int(s["max_result_bytes"]),
                 "noexec_scratch": noexec,
+                "groups": groups,
             }
             self._workers.append(WarmWorker(slot, init, environ, self._home))
         # All workers warm up at once: the evaluator's start-up costs one import, not N.

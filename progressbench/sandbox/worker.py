@@ -7,7 +7,7 @@ only safe while torch has started no thread pools). Protocol on the socket FD, o
 length-prefixed JSON object per message (``progressbench.sandbox.protocol``):
 
     platform -> init {env, variant, plugin_modules, uid, gid, isolate_network, private_fs,
-                      shm_mb, threads, memory_watch, max_result_bytes, noexec_scratch}
+                      shm_mb, threads, memory_watch, max_result_bytes, noexec_scratch, groups}
     worker   -> ready {pid, network_isolated, ipc_namespace, read_all, scratch_tmpfs,
                        hidden, private_tmp, not_read_only}  |  failed {error}
     platform -> job {program, phase, seed, limits, options}
@@ -78,6 +78,8 @@ class Worker:
         self.memory_watch: str = init.get("memory_watch", "rlimit")
         self.max_result_bytes = int(init["max_result_bytes"])
         self.noexec_scratch = bool(init.get("noexec_scratch", True))
+        # Supplementary groups candidates keep: those owning the GPU's device nodes.
+        self.groups = [int(g) for g in init.get("groups", [])]
         # The evaluator's private directory (our cwd): job directories go there.
         self.jobs_dir = Path.cwd()
         plugins.load_plugins()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -23,7 +25,8 @@ from progressbench.contracts.environment import Assessment
 from progressbench.contracts.evaluator import EvalJob, EvalOutcome, Limits
 from progressbench.errors import UserError
 from progressbench.run import stages
-from progressbench.sandbox import doctor, filesystem
+from progressbench.run.config import RunConfig
+from progressbench.sandbox import devices, doctor, filesystem, pool
 from progressbench.sandbox.environ import scrubbed_environ
 from progressbench.sandbox.handle import WorkerStartError
 from progressbench_plugins.evaluators.local import LocalEvaluator
@@ -681,3 +684,53 @@ def test_the_cpu_of_every_process_of_a_phase_is_counted_and_cannot_be_forged():
     assert seen_by_assess(out) == {"value": 1, "sandbox": out.counted}
     # where nothing was counted (another evaluator), the program's claim is dropped.
     assert seen_by_assess(out.model_copy(update={"counted": {}})) == {"value": 1}
+
+
+@pytest.mark.skipif(not ROOT, reason=NOT_ROOT)
+def test_device_nodes_only_others_cannot_open_give_their_group_and_root_s_never(tmp_path):
+    nodes = {}
+    for name, mode, gid in [("open", 0o666, 44), ("video", 0o660, 44), ("render", 0o660, 109),
+                            ("rootgroup", 0o660, 0), ("private", 0o600, 44)]:  # fmt: skip
+        path = tmp_path / name
+        path.touch()
+        os.chown(path, 0, gid)
+        path.chmod(mode)
+        nodes[name] = str(path)
+    groups, unreachable = devices.device_groups(list(nodes.values()))
+    assert groups == [44, 109]
+    assert [line.split(":")[0] for line in unreachable] == [nodes["rootgroup"], nodes["private"]]
+    assert "owned by group root" in unreachable[0] and "no group access" in unreachable[1]
+
+
+@pytest.mark.skipif(not ROOT, reason=NOT_ROOT)
+def test_a_gpu_job_keeps_the_device_groups_and_its_declared_task_limit(monkeypatch):
+    # A stand-in node outside the candidates' private /tmp, for its group only (a regular
+    # file, opened for reading: writing would meet the read-only file system, which a real
+    # node does not).
+    folder = Path(tempfile.mkdtemp(dir="/var/lib"))
+    folder.chmod(0o755)
+    node = folder / "nvidia0"
+    node.touch()
+    os.chown(node, 0, 44)
+    node.chmod(0o660)
+    monkeypatch.setattr(pool, "gpu_device_nodes", lambda: [str(node)])
+    env = plugins.get_environment("sandbox-test-gpu")
+    limits = stages.limits_for(env.resources("default"), RunConfig(env="sandbox-test-gpu"), "full")
+    assert limits.processes == 300
+    body = """
+        import os, resource
+        def main():
+            with open(NODE, "rb"):
+                pass
+            return [os.getgroups(), resource.getrlimit(resource.RLIMIT_NPROC)[0]]
+    """.replace("NODE", repr(str(node)))
+    with evaluator("sandbox-test-gpu") as ev:
+        job = EvalJob(program=textwrap.dedent(body), phase="full", limits=limits)
+        out = ev.evaluate(job)
+    shutil.rmtree(folder)
+    assert out.ok, out.error
+    assert out.raw["value"] == [[44], 300]
+    # Without a GPU the candidate keeps no group at all.
+    with evaluator() as ev:
+        out = run(ev, "import os\ndef main():\n    return os.getgroups()\n")
+    assert out.raw["value"] == []
