@@ -5,6 +5,7 @@ module)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -82,6 +83,15 @@ class SandboxGpuEnv(SandboxTestEnv):
         return Resources(gpus=1, processes=300)
 
 
+class SandboxDataEnv(SandboxTestEnv):
+    """Its data lives where the run's ``data_dir`` option says."""
+
+    name: ClassVar[str] = "sandbox-test-data"
+
+    def readable_paths(self, variant: str, options: Mapping[str, Any] | None = None) -> list[str]:
+        return [str((options or {})["data_dir"])] if (options or {}).get("data_dir") else []
+
+
 class SandboxTorchEnv(SandboxTestEnv):
     name: ClassVar[str] = "sandbox-test-torch"
     preload: ClassVar[tuple[str, ...]] = ("torch",)
@@ -100,5 +110,6 @@ def register_environments(register):
     register(SandboxVerifyEnv())
     register(SandboxRawEnv())
     register(SandboxGpuEnv())
+    register(SandboxDataEnv())
     register(SandboxTorchEnv())
     register(SandboxBrokenEnv())

@@ -10,6 +10,7 @@ full environment plugin with a protected harness.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,7 +62,7 @@ class TaskEnvironment(Environment):
         smoke = timeout if self.spec.cascade else min(timeout, Resources().smoke_seconds)
         return Resources(cpus=1, seconds=timeout, smoke_seconds=smoke)
 
-    def readable_paths(self, variant: str) -> list[str]:
+    def readable_paths(self, variant: str, options: Mapping[str, Any] | None = None) -> list[str]:
         return [str(self.spec.root)]
 
     def task_description(self, variant: str) -> str:

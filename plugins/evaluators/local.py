@@ -68,7 +68,7 @@ class LocalEvaluator(Evaluator):
         self._pool = WorkerPool(env, variant, workers, self.settings)
 
     def start(self) -> None:
-        self._pool.start()
+        self._pool.start(self.env_options)
 
     def evaluate(self, job: EvalJob) -> EvalOutcome:
         return self._pool.evaluate(job)

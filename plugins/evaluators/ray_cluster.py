@@ -36,7 +36,13 @@ class _Slot:
     """Ray actor body (decorated at start, so that importing this module needs no ray): one
     ``local`` evaluator with one warm worker, on whichever node Ray placed it."""
 
-    def __init__(self, env_name: str, variant: str, local_options: dict[str, Any]):
+    def __init__(
+        self,
+        env_name: str,
+        variant: str,
+        local_options: dict[str, Any],
+        env_options: dict[str, Any],
+    ):
         import os
 
         from progressbench import plugins
@@ -46,6 +52,7 @@ class _Slot:
         plugins.register_modules(local_options.get("plugin_modules", []))
         env = plugins.get_environment(env_name)
         self.evaluator = plugins.get("evaluators", "local")(env, variant, 1, local_options)
+        self.evaluator.env_options = env_options
         self.evaluator.start()
         self.pid = os.getpid()
 
@@ -131,7 +138,9 @@ class RayEvaluator(Evaluator):
             self._free.put(actor)
 
     def _spawn(self) -> Any:
-        return self._actor_cls.remote(self.env.name, self.variant, dict(self.settings["local"]))
+        return self._actor_cls.remote(
+            self.env.name, self.variant, dict(self.settings["local"]), dict(self.env_options)
+        )
 
     def close(self) -> None:
         if self._closed:

@@ -28,6 +28,7 @@ from progressbench.run.stages import (
     check_variant,
     describe_outcome,
     describe_verdicts,
+    make_evaluator,
     pick_guards,
 )
 from progressbench.store.database import Store
@@ -111,9 +112,7 @@ def evaluate_program(
         # A program of several files is never an edit of the reference: no scope to keep.
         guards = [g for g in guards if g.name != "edit-scope"]
     reference_code = env.baseline(variant)
-    evaluator: Evaluator = plugins.get("evaluators", config.evaluator)(
-        env, variant, 1, config.evaluator_options
-    )
+    evaluator = make_evaluator(env, variant, 1, config)
     packages.start_checked(evaluator, env)
     try:
         say(f"evaluating {path} on {env.name} ({variant})")

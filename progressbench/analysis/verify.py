@@ -45,6 +45,7 @@ from progressbench.run.stages import (
     assess_outcome,
     default_workers,
     limits_for,
+    make_evaluator,
     pick_guards,
     static_verdicts,
 )
@@ -123,9 +124,8 @@ def verify_program(
         f" on {workers} worker(s)"
     )
     guards = pick_guards(env, run.variant, config.guards)
-    evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
     limits = limits_for(resources, config, "full")
-    with evaluator_cls(env, run.variant, workers, config.evaluator_options) as evaluator:
+    with make_evaluator(env, run.variant, workers, config) as evaluator:
         static = static_verdicts(
             guards, program.code, reference.code, env, run.variant, evaluator.evaluate
         )

@@ -270,9 +270,10 @@ class Environment:
         compare); default: the objective's metric against its target."""
         return {}
 
-    def readable_paths(self, variant: str) -> list[str]:
+    def readable_paths(self, variant: str, options: Mapping[str, Any] | None = None) -> list[str]:
         """Paths outside the interpreter and packages that sandboxed code must be able to
-        read (e.g. data under the platform user's hidden home). Default: none."""
+        read (e.g. data under the platform user's hidden home), given the run's environment
+        options (a ``data_dir`` option moves the data). Default: none."""
         return []
 
     # --- sandbox side ------------------------------------------------------------------

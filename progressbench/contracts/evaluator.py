@@ -76,6 +76,9 @@ class Evaluator:
         self.variant = variant
         self.workers = workers
         self.options = options or {}
+        # The run's environment options (``--env-option``), set by the platform before
+        # ``start``: what candidates must read depends on them (``Environment.readable_paths``).
+        self.env_options: dict[str, Any] = {}
 
     def checked_settings(self, defaults: dict[str, Any]) -> dict[str, Any]:
         """``defaults`` overridden by the user's options; an unknown option or no worker at

@@ -18,7 +18,6 @@ from typing import Any
 from progressbench import __version__, plugins
 from progressbench.contracts.agent import AgentUnavailable
 from progressbench.contracts.environment import Environment
-from progressbench.contracts.evaluator import Evaluator
 from progressbench.contracts.strategy import Strategy, StrategyContext, Task
 from progressbench.errors import ReferenceInvalid, RunFailed
 from progressbench.run import child, packages, prompts, rows, source, stages
@@ -61,10 +60,7 @@ class RunLoop:
         prompts.check_prompt_dir(config.prompt_dir, config.env, self.strategy_cls)
         self.workers = config.workers or default_workers(self.resources.cpus)
         # Built here, started in execute: a bad evaluator option fails before any run row.
-        evaluator_cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
-        self.evaluator = evaluator_cls(
-            self.env, self.variant, self.workers, config.evaluator_options
-        )
+        self.evaluator = stages.make_evaluator(self.env, self.variant, self.workers, config)
         # Last: it tells the user which agent runs, which is noise if the config is bad.
         self.agents = AgentPool(config, say)
         for agent in self.agents.agents:

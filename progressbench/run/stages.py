@@ -11,7 +11,7 @@ from typing import Any
 
 from progressbench import plugins
 from progressbench.contracts.environment import SANDBOX_KEY, Assessment, Environment, Resources
-from progressbench.contracts.evaluator import EvalOutcome, Limits
+from progressbench.contracts.evaluator import EvalOutcome, Evaluator, Limits
 from progressbench.contracts.guard import Guard, Sandbox, Verdict
 from progressbench.errors import EnvironmentFault, UserError
 from progressbench.run.config import RunConfig
@@ -44,6 +44,14 @@ def pick_guards(env: Environment, variant: str, names: list[str] | None) -> list
     else:
         chosen = [g for g in found.values() if g.default_enabled]
     return [g for g in chosen if g.applies(env, variant)]
+
+
+def make_evaluator(env: Environment, variant: str, workers: int, config: RunConfig) -> Evaluator:
+    """The run's evaluator (not started): its class, its options and the environment's."""
+    cls: type[Evaluator] = plugins.get("evaluators", config.evaluator)
+    evaluator = cls(env, variant, workers, config.evaluator_options)
+    evaluator.env_options = dict(config.env_options)
+    return evaluator
 
 
 def limits_for(resources: Resources, config: RunConfig, phase: str) -> Limits:

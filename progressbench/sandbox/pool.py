@@ -61,9 +61,13 @@ class WorkerPool:
         self._home: Path | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._env_options: dict[str, Any] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, env_options: dict[str, Any] | None = None) -> None:
+        """Spawn the workers and wait until they are warm; ``env_options``: the run's
+        environment options (they say what candidates must read)."""
+        self._env_options = dict(env_options or {})
         if self._workers:
             return
         root = os.geteuid() == 0
@@ -123,6 +127,7 @@ class WorkerPool:
                 "max_result_bytes": int(s["max_result_bytes"]),
                 "noexec_scratch": noexec,
                 "groups": groups,
+                "readable_paths": list(self.env.readable_paths(self.variant, self._env_options)),
             }
             self._workers.append(WarmWorker(slot, init, environ, self._home))
         # All workers warm up at once: the evaluator's start-up costs one import, not N.

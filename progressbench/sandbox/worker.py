@@ -7,7 +7,8 @@ only safe while torch has started no thread pools). Protocol on the socket FD, o
 length-prefixed JSON object per message (``progressbench.sandbox.protocol``):
 
     platform -> init {env, variant, plugin_modules, uid, gid, isolate_network, private_fs,
-                      shm_mb, threads, memory_watch, max_result_bytes, noexec_scratch, groups}
+                      shm_mb, threads, memory_watch, max_result_bytes, noexec_scratch, groups,
+                      readable_paths}
     worker   -> ready {pid, network_isolated, ipc_namespace, read_all, scratch_tmpfs,
                        hidden, private_tmp, not_read_only}  |  failed {error}
     platform -> job {program, phase, seed, limits, options}
@@ -78,6 +79,8 @@ class Worker:
         self.memory_watch: str = init.get("memory_watch", "rlimit")
         self.max_result_bytes = int(init["max_result_bytes"])
         self.noexec_scratch = bool(init.get("noexec_scratch", True))
+        # The data the environment declares for this run's options (``readable_paths``).
+        self.readable_paths = [str(p) for p in init.get("readable_paths", [])]
         # Supplementary groups candidates keep: those owning the GPU's device nodes.
         self.groups = [int(g) for g in init.get("groups", [])]
         # The evaluator's private directory (our cwd): job directories go there.
@@ -132,7 +135,7 @@ class Worker:
             origin = getattr(module, "__file__", None)
             if "." not in name and isinstance(origin, str):
                 paths.add(os.path.dirname(origin))
-        paths.update(str(p) for p in self.env.readable_paths(self.variant))
+        paths.update(str(p) for p in self.readable_paths)
         return sorted(p for p in paths if p and os.path.exists(p))
 
     # --- the loop ----------------------------------------------------------------------

@@ -734,3 +734,26 @@ def test_a_gpu_job_keeps_the_device_groups_and_its_declared_task_limit(monkeypat
     with evaluator() as ev:
         out = run(ev, "import os\ndef main():\n    return os.getgroups()\n")
     assert out.raw["value"] == []
+
+
+@pytest.mark.skipif(not ROOT, reason=NOT_ROOT)
+def test_data_the_run_s_env_options_place_under_the_hidden_home_is_readable():
+    home = Path(os.path.expanduser("~"))
+    data = Path(tempfile.mkdtemp(prefix="pb-data-", dir=home))
+    try:
+        data.chmod(0o755)
+        (data / "shard.bin").write_text("tokens")
+        (data / "shard.bin").chmod(0o644)
+        body = f"def main():\n    return open({str(data / 'shard.bin')!r}).read()\n"
+        env = plugins.get_environment("sandbox-test-data")
+        for env_options, expected in (({"data_dir": str(data)}, "tokens"), ({}, None)):
+            ev = LocalEvaluator(env, "default", 1, {"plugin_modules": ["sandbox_env"]})
+            ev.env_options = env_options
+            with ev:
+                out = run(ev, body)
+            if expected is None:  # the home stays hidden without the option
+                assert out.status == "error" and "No such file" in out.error
+            else:
+                assert out.ok and out.raw["value"] == expected, out.error
+    finally:
+        shutil.rmtree(data)
