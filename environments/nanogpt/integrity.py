@@ -154,6 +154,11 @@ _KERNEL_BACKENDS = tuple(
 # Modules through which a program would reach frames indirectly (inspect.currentframe(),
 # traceback.walk_stack()): for frame-returning events the caller is looked for past them.
 _TRANSPARENT = ("inspect.py", "traceback.py")
+_TORCH_DIR = os.path.join(os.path.dirname(os.path.realpath(torch.__file__)), "")
+# torch.compile's guard builder evaluates the guard expressions it writes (``L['f'].__code__``)
+# as code compiled from strings, called from these files while Dynamo compiles a frame.
+_GUARD_EVALUATORS = ("_guards.py", "_dynamo" + os.sep)
+_DYNAMO_COMPILE = os.path.join("_dynamo", "convert_frame.py")
 # From ``Sentinel._check``: _check <- hook <- _dispatch <- the frame that raised the event.
 _CALLER = 3
 _NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -370,7 +375,7 @@ class Sentinel:
             skip = event == "sys._getframe" or args[1] != "tb_frame"
             while skip and caller is not None and self._in(caller, _TRANSPARENT, suffix=True):
                 caller = caller.f_back
-            if self._is_program(caller):
+            if self._is_program(caller) and not _guard_expression(caller):
                 what = f"{event} {args[1]}" if event == "object.__getattr__" else event
                 self._refuse(f"used reflection ({what}), which can reach the harness's state")
         elif event == "torch.library":
@@ -610,8 +615,29 @@ class PatchWatch:
                 current, "__wrapped__", None
             ) is value:
                 continue
+            if _dynamo_wrapper_of(current, value):
+                continue
             found.append(f"{name}.{key}")
         return found
+
+
+def _dynamo_wrapper_of(current: Any, original: Any) -> bool:
+    """``current`` is a wrapper torch.compile installs around ``original`` when it first
+    compiles (Dynamo tags every module it will see created: ``nn.Module.__init__`` and
+    ``__setstate__`` call the originals, then record the module): genuine torch._dynamo
+    code, closing over the original."""
+    code = getattr(current, "__code__", None)
+    if not isinstance(code, CodeType) or not _torch_file(code, ("_dynamo" + os.sep,)):
+        return False
+    cells = getattr(current, "__closure__", None) or ()
+    return any(_cell_value(c) is original for c in cells)
+
+
+def _cell_value(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return _MISSING
 
 
 _MISSING = object()
@@ -708,6 +734,33 @@ def harness_cpu_s() -> float:
     processes the harness did not start (an escape from the training clock)."""
     t = _times()
     return t.user + t.system + _forked_cpu_s[0]
+
+
+def _torch_file(code: CodeType, parts: tuple[str, ...]) -> bool:
+    """Genuine torch code (``trusted_code``) from one of ``parts`` of the torch package."""
+    name = os.path.realpath(code.co_filename)
+    return (
+        name.startswith(_TORCH_DIR)
+        and name[len(_TORCH_DIR) :].startswith(parts)
+        and trusted_code(code)
+    )
+
+
+def _guard_expression(frame: FrameType | None) -> bool:
+    """``frame`` is one of Dynamo's guard expressions being evaluated while it compiles a
+    frame: string code called by genuine guard-building code, with Dynamo's genuine compile
+    step (convert_frame) between it and the nearest program frame. A program that calls the
+    guard builder itself has no compile step there, so its strings stay the program's."""
+    if frame is None or frame.f_back is None:
+        return False
+    if not _torch_file(frame.f_back.f_code, _GUARD_EVALUATORS):
+        return False
+    outer = frame.f_back
+    while outer is not None and trusted_code(outer.f_code):
+        if _torch_file(outer.f_code, (_DYNAMO_COMPILE,)):
+            return True
+        outer = outer.f_back
+    return False
 
 
 def forked(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -171,6 +171,8 @@ def causality(
     try:
         with _no_grad():
             with harness_ops():  # copies: the model must not write into the data
+                if data.shape[0] < 2:  # one window (a validation of one): its mirror is the other
+                    data = torch.cat([data[:1], data[:1].flip(1)])
                 x = data[:2, :-1].clone()
                 other = (data[2:3, :-1] if data.shape[0] > 2 else data[:1, :-1].flip(1)).clone()
             base = logits_of(model, x.clone(), vocab)

@@ -175,3 +175,26 @@ def test_leftovers_are_removed_only_as_a_leased_sandbox_uid(
     except KeyError:
         named = False
     assert verify._leased_uid() is not named
+
+
+def test_causality_is_checked_on_a_validation_of_one_window() -> None:
+    """A speedrun validation of one 1024-token window (val_tokens=1024) left the cross-batch
+    check with no other window: verification crashed on max() of nothing."""
+    from progressbench_environments.nanogpt import losses
+
+    class Prefix(torch.nn.Module):  # causal: each position sees the tokens up to it
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(16, 16)
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.emb(idx).cumsum(1)
+
+    class Peek(Prefix):  # reads the whole window: later tokens change earlier predictions
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.emb(idx) + self.emb(idx).sum(1, keepdim=True)
+
+    one = torch.randint(0, 16, (1, 65))
+    honest = losses.causality(Prefix(), one, 16)
+    assert honest == {"prefix_change": 0.0, "cross_change": 0.0}
+    assert losses.causality(Peek(), one, 16)["prefix_change"] > 0.01

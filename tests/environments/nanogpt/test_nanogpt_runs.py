@@ -306,3 +306,28 @@ def test_a_collective_one_rank_never_joins_fails_the_run_at_the_timeout(
     assert result["raw"] is None and not result["assessment"]["valid"]
     assert "torchrun (2 processes) exited with status" in result["full_error"]
     assert "imed out" in result["full_error"] or "timeout" in result["full_error"].lower()
+
+
+def test_torch_compile_under_the_harness_is_valid_and_its_compile_off_the_clock(
+    fineweb: Path, tmp_path: Path
+) -> None:
+    """What the speedrun does on a GPU, on CPU: torch.compile (Dynamo and Inductor, C++ kernels)
+    inside h.warmup(), under the sentinel and the patch watch. First contact failed twice:
+    Dynamo's guard expressions (string code) read ``__code__``, and Dynamo's tagging wrappers
+    of nn.Module.__init__/__setstate__ looked like the program patching torch."""
+    program = speedrun_program(tmp_path)
+    source = program.read_text().replace("COMPILE = False", "COMPILE = True")
+    source = source.replace(
+        'if COMPILE and h.device.type == "cuda" and not h.smoke:', "if COMPILE and not h.smoke:"
+    )
+    assert "if COMPILE and not h.smoke:" in source
+    program.write_text(source)
+    (result,) = evaluate(
+        [program], variant="speedrun", options=speedrun_options(fineweb, max_steps=4), smoke=False
+    )
+    a = result["assessment"]
+    assert a["valid"], result
+    raw = result["raw"]
+    assert raw["violations"] == [] and raw["tampered"] == []
+    # Compiling took seconds, in the warm-up: the four toy steps on the clock took less.
+    assert raw["warmup_s"] > 1.0 and raw["train_time_s"] < raw["warmup_s"]
