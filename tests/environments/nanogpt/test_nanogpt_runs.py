@@ -331,3 +331,39 @@ def test_torch_compile_under_the_harness_is_valid_and_its_compile_off_the_clock(
     assert raw["violations"] == [] and raw["tampered"] == []
     # Compiling took seconds, in the warm-up: the four toy steps on the clock took less.
     assert raw["warmup_s"] > 1.0 and raw["train_time_s"] < raw["warmup_s"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the full sandbox (uid drop, namespaces) needs root")
+def test_speedrun_through_torchrun_under_the_real_sandbox(tmp_path: Path) -> None:
+    """Two gloo ranks started by the harness inside the local evaluator's sandbox: dropped
+    uid, network namespace (the rendezvous on loopback), the speedrun's declared task limit,
+    the data where the run's data_dir option says (bound into the worker's private /tmp)."""
+    import shutil
+    import tempfile
+
+    from progressbench import plugins
+    from progressbench.contracts.evaluator import EvalJob
+    from progressbench.run import stages
+    from progressbench.run.config import RunConfig
+
+    data = Path(tempfile.mkdtemp(prefix="pb-fineweb-"))  # the candidate uid must read it
+    try:
+        write_fineweb(data, [60_000, 40_000], 8_000)
+        for path in [data, *data.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        options = speedrun_options(data, nproc=2, threads=2, max_steps=4)
+        env = plugins.get_environment("nanogpt")
+        config = RunConfig(env="nanogpt", variant="speedrun", env_options=options)
+        limits = stages.limits_for(env.resources("speedrun"), config, "full")
+        assert limits.processes > 64
+        program = speedrun_program(tmp_path).read_text()
+        with stages.make_evaluator(env, "speedrun", 1, config) as evaluator:
+            out = evaluator.evaluate(
+                EvalJob(program=program, phase="full", options=options, limits=limits)
+            )
+        assert out.ok, out.error
+        assert out.raw is not None and out.raw["world_size"] == 2 and out.raw["checkpoints"]
+        assessment, _ = stages.assess_outcome(env, "speedrun", [], program, out)
+        assert assessment.valid, assessment.reason
+    finally:
+        shutil.rmtree(data)
