@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -56,11 +57,25 @@ def launch(program: Path, spec: RunSpec, nproc: int, timeout: float) -> dict[str
     sys.stdout.write(proc.stdout[-20_000:])
     sys.stderr.write(proc.stderr[-20_000:])
     if proc.returncode != 0 or not result.exists():
-        tail = (proc.stderr or proc.stdout)[-3000:]
+        output = proc.stderr or proc.stdout
         raise RuntimeError(
-            f"torchrun ({nproc} processes) exited with status {proc.returncode}:\n{tail}"
+            f"torchrun ({nproc} processes) exited with status {proc.returncode}: "
+            f"{_first_error(output)}\n{output[-3000:]}"
         )
     return json.loads(result.read_text())
+
+
+def _first_error(output: str) -> str:
+    """The first exception a rank printed (a collective's timeout, the program's error):
+    torchrun's own summary, which ends the output, names only the rank that failed."""
+    for line in output.splitlines():
+        found = _EXCEPTION_LINE.match(line.strip())
+        if found and "ChildFailedError" not in line:
+            return found.group(1)[:500]
+    return "no rank printed an exception"
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[\w.]+\.)?\w*(?:Error|Exception)\b:.*)")
 
 
 def main(argv: list[str]) -> int:
