@@ -157,8 +157,9 @@ _TRANSPARENT = ("inspect.py", "traceback.py")
 _TORCH_DIR = os.path.join(os.path.dirname(os.path.realpath(torch.__file__)), "")
 # torch.compile's guard builder evaluates the guard expressions it writes (``L['f'].__code__``)
 # as code compiled from strings, called from these files while Dynamo compiles a frame.
-_GUARD_EVALUATORS = ("_guards.py", "_dynamo" + os.sep)
-_DYNAMO_COMPILE = os.path.join("_dynamo", "convert_frame.py")
+_DYNAMO_DIR = "_dynamo" + os.sep
+_GUARD_EVALUATORS = ("_guards.py", _DYNAMO_DIR)
+_DYNAMO_COMPILE = _DYNAMO_DIR + "convert_frame.py"
 # From ``Sentinel._check``: _check <- hook <- _dispatch <- the frame that raised the event.
 _CALLER = 3
 _NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -627,7 +628,7 @@ def _dynamo_wrapper_of(current: Any, original: Any) -> bool:
     ``__setstate__`` call the originals, then record the module): genuine torch._dynamo
     code, closing over the original."""
     code = getattr(current, "__code__", None)
-    if not isinstance(code, CodeType) or not _torch_file(code, ("_dynamo" + os.sep,)):
+    if not isinstance(code, CodeType) or not _torch_file(code, (_DYNAMO_DIR,)):
         return False
     cells = getattr(current, "__closure__", None) or ()
     return any(_cell_value(c) is original for c in cells)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +114,7 @@ def _isolation_here() -> dict[str, Any]:
             os.rmdir(workdir)
         return {"private_fs": False, "error": str(exc), "ipc_namespace": ipc}
     paths = tuple(sorted(p for p in keep if os.path.exists(p)))
-    # A leased uid: another run on this machine kills every process of the uids it leases,
-    # and would kill a probe borrowing one of them.
-    leased, locks = lease_uids(1)
-    try:
-        uid = leased[0]
+    with _leased_uid() as uid:
         return {
             "private_fs": True,
             **done,
@@ -126,17 +123,27 @@ def _isolation_here() -> dict[str, Any]:
             "disk_quota": _quota_holds(uid, workdir),
             "ipc_namespace": ipc,
         }
+
+
+@contextlib.contextmanager
+def _leased_uid() -> Iterator[int]:
+    """A sandbox uid leased for a probe: another run on this machine kills every process of
+    the uids it leases, and would kill a probe borrowing one of them."""
+    leased, locks = lease_uids(1)
+    try:
+        yield leased[0]
     finally:
         for lock in locks:
             lock.close()
 
 
-def _as_uid(uid: int, code: str, *args: str) -> Any:
-    """What ``code`` prints (JSON) when run as ``uid``; None if it fails."""
+def _as_uid(uid: int, code: str, *args: str, groups: Sequence[int] = ()) -> Any:
+    """What ``code`` prints (JSON) when run as ``uid`` (with supplementary ``groups``); None
+    if it fails."""
     try:
         done = subprocess.run(
             [sys.executable, "-S", "-c", code, *args],
-            user=uid, group=uid, extra_groups=[], cwd="/",
+            user=uid, group=uid, extra_groups=list(groups), cwd="/",
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         return json.loads(done.stdout) if done.returncode == 0 else None
@@ -168,13 +175,9 @@ def _quota_holds(uid: int, workdir: Path) -> bool:
 
 
 def _leased_uid_can_read(paths: tuple[str, ...]) -> bool:
-    """``uid_can_read`` as a sandbox uid leased for the probe (see ``_isolation_here``)."""
-    leased, locks = lease_uids(1)
-    try:
-        return uid_can_read(leased[0], paths)
-    finally:
-        for lock in locks:
-            lock.close()
+    """``uid_can_read`` as a sandbox uid leased for the probe."""
+    with _leased_uid() as uid:
+        return uid_can_read(uid, paths)
 
 
 @functools.cache
@@ -236,21 +239,8 @@ def _gpus(root: bool, network_namespace: bool) -> dict[str, str]:
     if not root:
         seen = f"{len(nodes)} device nodes; candidates share the platform's uid and groups"
     else:
-        leased, locks = lease_uids(1)
-        try:
-            uid = leased[0]
-            try:
-                done = subprocess.run(
-                    [sys.executable, "-S", "-c", _DEVICE_PROBE, *nodes],
-                    user=uid, group=uid, extra_groups=groups, cwd="/",
-                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                )  # fmt: skip
-                opened = json.loads(done.stdout) if done.returncode == 0 else []
-            except (OSError, subprocess.SubprocessError, ValueError):
-                opened = []
-        finally:
-            for lock in locks:
-                lock.close()
+        with _leased_uid() as uid:
+            opened = _as_uid(uid, _DEVICE_PROBE, *nodes, groups=groups) or []
         kept = f"groups {', '.join(map(str, groups))} kept" if groups else "no groups kept"
         seen = f"{len(opened)} of {len(nodes)} device nodes open as a candidate ({kept})"
         missing = [n for n in nodes if n not in opened]
