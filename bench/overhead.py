@@ -311,9 +311,9 @@ def report(data: dict[str, Any]) -> tuple[str, str]:
         f"Evaluator start-up (workers importing torch in parallel): "
         f"{data['workers1']['start']:.2f} s with 1 worker, {data['workers2']['start']:.2f} s "
         f"with 2. Of the 1-worker median overhead of {median:.3f} s, {ipc:.3f} s is outside the "
-        "candidate's child (platform, worker, job directory); the rest is inside it (fork, "
-        "sandbox set-up, loading the program, returning the result, emptying the private "
-        "/tmp)."
+        "candidate's child (platform, worker, job directory); the rest is inside it (handing "
+        "the job to the child forked ahead, the job's sandbox set-up, loading the program and "
+        "its first touches of the memory it shares with the worker, returning the result)."
     )
     return table(rows), summary
 

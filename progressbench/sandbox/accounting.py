@@ -9,12 +9,18 @@ is then the phase's whole CPU, which no code inside the phase can lower. An envi
 compare it with the CPU its harness accounted for (nanogpt's CPU clock: work in a process the
 harness did not start is not training it timed).
 
+The worker does not wait for a phase's processes to die once the child's report is in: it
+kills them (``watch.kill_tree``), charges the phase the CPU the kernel counted for them, and
+reaps them later (``Unreaped``), when what they then bring to ``RUSAGE_CHILDREN`` is taken
+off again, so no phase is charged twice.
+
 ``adopt_orphans`` and ``end_children`` give the same accounting to a harness's own runner
 outside the sandbox (nanogpt's ``local``).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 
 from progressbench.sandbox.syscalls import PR_SET_CHILD_SUBREAPER, prctl
@@ -35,3 +41,33 @@ def adopt_orphans() -> None:
 def end_children() -> None:
     """SIGKILL and reap every child of this process, adopted orphans included."""
     sweep(None)
+
+
+class Unreaped:
+    """Processes killed at the end of a phase and left to finish dying (tearing down a
+    torch-sized address space takes milliseconds nobody needs to wait for), and the CPU time
+    their reaping has added to ``RUSAGE_CHILDREN`` though it was charged to their phase."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.carried = 0.0
+
+    def add(self, pids: tuple[int, ...]) -> None:
+        self.pids += pids
+
+    def collect(self) -> None:
+        """Reap those that are dead. One whose parent is still dying is not this process's
+        child yet (it is re-parented here once its parent is gone): it waits for a later call."""
+        for pid in list(self.pids):
+            try:
+                done, _, usage = os.wait4(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if done:
+                self.carried += usage.ru_utime + usage.ru_stime
+                self.pids.remove(pid)
+
+    def counted_s(self) -> float:
+        """``children_cpu_s`` less what was charged to earlier phases: its difference across
+        a phase is the CPU of the phase's reaped processes."""
+        return children_cpu_s() - self.carried

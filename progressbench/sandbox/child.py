@@ -1,7 +1,9 @@
-"""What runs inside the forked child, from ``os.fork()`` to ``os._exit``: entering the
-sandbox (session, file descriptors, scratch as cwd and HOME, rlimits, a fresh IPC namespace,
-the uid drop, no-new-privs, the parent-death signal), calling the environment's harness, and reporting the
-result as JSON on the result pipe.
+"""What runs inside a forked child, from ``os.fork()`` to ``os._exit``. The worker forks each
+child ahead of its job (``spare_main``); it prepares what does not depend on the job (a
+session, a fresh IPC namespace, threads) and waits, as root, for its assignment; then it
+enters the rest of the sandbox (file descriptors, scratch as cwd and HOME, rlimits, the uid
+drop, no-new-privs, the parent-death signal), calls the environment's harness, and reports
+the result as JSON on the result pipe, which it closes before exiting.
 
 Apart from the worker's loop because this code runs next to the candidate: it must never
 return into the worker's loop, and the order of its steps is part of the isolation (each
@@ -128,10 +130,14 @@ def child_main(
     err: int,
     result_fd: int,
     vm_cap: int,
+    failed: BaseException | None,
 ) -> NoReturn:
-    """Runs in the forked child; never returns into the worker's loop."""
+    """Runs in the child, once ``spare_main`` has its job (``failed``: what went wrong in
+    ``prepare``); never returns into the worker's loop."""
     try:
         try:
+            if failed is not None:
+                raise failed
             enter_sandbox(worker, job["limits"], scratch, out, err, result_fd, vm_cap)
         except BaseException as exc:
             write_report(failure_report(f"sandbox set-up failed: {exc!r}"))
@@ -170,6 +176,49 @@ def child_main(
         os._exit(70)
 
 
+def spare_main(worker: Worker, assignment: int, result_fd: int) -> NoReturn:
+    """A child forked ahead of its job (so that no candidate waits for a fork): it keeps only
+    its two pipes, waits for its assignment (JSON: the arguments of ``child_main``), then
+    becomes that job's child. End of file without one: the worker is done with it."""
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != worker.pid:
+            os._exit(0)
+        # What the worker held when it forked this (its socket, the running phase's pipes).
+        for low, high in _gaps(
+            (assignment, result_fd), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        ):
+            os.closerange(low, high)
+        failed: BaseException | None = None
+        try:
+            prepare(worker)
+        except BaseException as exc:  # reported once it has its job and its result pipe
+            failed = exc
+        chunks = []
+        while chunk := os.read(assignment, 1 << 16):
+            chunks.append(chunk)
+        os.close(assignment)
+        if not chunks:
+            os._exit(0)
+        task = json.loads(b"".join(chunks))
+        flags = os.O_WRONLY | os.O_TRUNC
+        out, err = os.open(task["stdout"], flags), os.open(task["stderr"], flags)
+        child_main(worker, task["mode"], task["job"], Path(task["program"]),
+                   Path(task["scratch"]), task["raw"], out, err, result_fd,
+                   int(task["vm_cap"]), failed)  # fmt: skip
+    finally:
+        os._exit(70)
+
+
+def _gaps(keep: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
+    """The ranges of descriptors from 3 to ``limit`` that are not in ``keep``."""
+    ranges, low = [], 3
+    for fd in sorted(keep):
+        ranges.append((low, fd))
+        low = fd + 1
+    return [*ranges, (low, limit)]
+
+
 def encode(result: Any, max_result_bytes: int) -> bytes:
     """The child's report of the harness's result: JSON, checked for size."""
     if not isinstance(result, dict):
@@ -200,7 +249,35 @@ def write_report(data: bytes) -> NoReturn:
         view = memoryview(data)
         while view:
             view = view[os.write(RESULT_FD, view) :]
+        # Closed before exiting: the worker has the whole report now, not once this
+        # address space is torn down.
+        os.close(RESULT_FD)
     os._exit(0)
+
+
+def prepare(worker: Worker) -> None:
+    """What a child sets up before it knows its job (so that no job waits for it), still as
+    root: nothing here depends on the job, and nothing a candidate can reach (its uid is
+    not yet this process's)."""
+    os.setsid()
+    # Python ignores SIGXFSZ (writes then fail with EFBIG, which a candidate can swallow
+    # and retry forever); the default action ends it the moment it passes the limit.
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    threads = str(worker.threads)
+    os.environ.update(
+        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads
+    )
+    # The job directory is the worker's, not the candidate's: importing the program must not
+    # even try to write its bytecode there (a harness may refuse that write as tampering).
+    sys.dont_write_bytecode = True
+    if worker.ipc_namespace:
+        # Its own SysV IPC (and POSIX message queues), gone with its last process: one phase
+        # cannot leave shared memory to the next, nor to another candidate.
+        unshare(CLONE_NEWIPC)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(worker.threads)
+    faulthandler.enable(all_threads=True)
 
 
 def enter_sandbox(
@@ -212,7 +289,8 @@ def enter_sandbox(
     result_fd: int,
     vm_cap: int,
 ) -> None:
-    os.setsid()
+    """The job's part of the sandbox, after ``prepare``: descriptors, scratch, limits, and
+    the uid drop last of all."""
     # File descriptors: 0 /dev/null, 1 and 2 the capture files, 3 the result pipe (not
     # inherited across exec); nothing else, above all not the platform's socket.
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -220,24 +298,10 @@ def enter_sandbox(
         if fd != target:  # os.pipe() descriptors start non-inheritable
             os.dup2(fd, target, inheritable=target != RESULT_FD)
     os.closerange(RESULT_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    # Python ignores SIGXFSZ (writes then fail with EFBIG, which a candidate can swallow
-    # and retry forever); the default action ends it the moment it passes the limit.
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     os.chdir(scratch)
-    threads = str(worker.threads)
-    os.environ.update(
-        HOME=str(scratch), TMPDIR=str(scratch), PWD=str(scratch),
-        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-    )  # fmt: skip
+    os.environ.update(HOME=str(scratch), TMPDIR=str(scratch), PWD=str(scratch))
     tempfile.tempdir = str(scratch)
-    # The job directory is the worker's, not the candidate's: importing the program must not
-    # even try to write its bytecode there (a harness may refuse that write as tampering).
-    sys.dont_write_bytecode = True
     set_limits(worker, limits, vm_cap)
-    if worker.ipc_namespace:
-        # Its own SysV IPC (and POSIX message queues), gone with its last process: one phase
-        # cannot leave shared memory to the next, nor to another candidate.
-        unshare(CLONE_NEWIPC)
     if worker.uid is not None and worker.gid is not None:
         os.setgroups(worker.groups)  # none, or those owning the GPU's device nodes
         os.setresgid(worker.gid, worker.gid, worker.gid)
@@ -252,10 +316,6 @@ def enter_sandbox(
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != worker.pid:
         os._exit(71)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(worker.threads)
-    faulthandler.enable(all_threads=True)
     # Lines reach the capture file as printed, so a crash loses none of them.
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]

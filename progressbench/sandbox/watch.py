@@ -13,10 +13,10 @@ import contextlib
 import json
 import math
 import os
-import resource
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,9 @@ RSS_POLL_S = 0.05
 DISK_POLL_S = 0.5
 MAX_SCRATCH_ENTRIES = MAX_FILES
 PAGE = os.sysconf("SC_PAGE_SIZE")
+# How long into a phase the watch lets its candidate start before it calls ``on_quiet``.
+QUIET_S = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class PlatformGone(Exception):
@@ -83,20 +86,75 @@ def _children() -> list[int]:
         return found
 
 
-def sweep(pgid: int | None) -> None:
-    """SIGKILL the candidate's process group and every process left below this worker.
+def sweep(pgid: int | None, keep: frozenset[int] = frozenset()) -> None:
+    """SIGKILL the candidate's process group and every process left below this worker but
+    those in ``keep`` (the spare child, processes already killed whose reaping is deferred).
     Orphans re-parent to the worker (a child subreaper), so each round kills what is there
     and the next finds their orphaned children; RLIMIT_NPROC bounds the rounds."""
     if pgid is not None:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
-    while kids := _children():
+    while kids := [pid for pid in _children() if pid not in keep]:
         for pid in kids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         for pid in kids:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+
+
+def _tasks_children(pid: int) -> list[int]:
+    """The children of process ``pid`` (every thread's), [] once it is gone."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(p) for p in f.read().split()]
+    return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system time of ``pid`` and of the children it reaped, in clock ticks."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return 0
+
+
+def kill_tree(root: int) -> tuple[float, list[int]]:
+    """SIGKILL ``root`` and every process below it, without waiting for any to die (tearing
+    down a torch-sized address space takes milliseconds the platform need not wait for).
+    Returns their CPU seconds as the kernel counts them once killed (to the clock tick; a
+    killed process runs no more user code) and the pids killed, root first: each stays a
+    zombie, its pid reserved, until the worker reaps it (``accounting.Deferred``)."""
+    killed: list[int] = []
+    pending = [root]
+    while pending:
+        pid = pending.pop(0)
+        if pid in killed:
+            continue
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        # Listed after the kill: what it forked before dying is found, it forks no more.
+        pending += _tasks_children(pid)
+    ticks = sum(_cpu_ticks(pid) for pid in killed)
+    return ticks / CLOCK_TICKS, killed
+
+
+@dataclass
+class Ended:
+    """How a watched child ended: its wait status (0 when it was killed after reporting)
+    and CPU seconds (to tell its CPU-time limit's SIGKILL), why the watch killed it or "",
+    its report (None past the size limit), and the processes killed but left to be reaped
+    later, with the CPU seconds the kernel counted for them."""
+
+    status: int
+    child_cpu_s: float
+    killed: str
+    payload: bytes | None
+    unreaped_cpu_s: float = 0.0
+    unreaped: tuple[int, ...] = ()
 
 
 def wait(
@@ -107,12 +165,15 @@ def wait(
     rss_cap: int,
     scratch: Path,
     disk_cap: int | None,
-) -> tuple[int, resource.struct_rusage, str, bytes | None]:
+    keep: Callable[[], frozenset[int]],
+    on_quiet: Callable[[], None],
+) -> Ended:
     """Collect the child's result while watching the clock, its memory (RSS mode), the
     size of its scratch directory (unless ``disk_cap`` is None: the kernel caps it) and the
-    platform. Returns (wait status, rusage, why we
-    killed it or "", the result bytes or None when they exceed the limit); leaves no
-    process of the candidate behind."""
+    platform; calls ``on_quiet`` once, ``QUIET_S`` into the phase. Ends when the child
+    exits, or as soon as its complete report is in (the child closes the result pipe before
+    exiting): then it and everything below it are killed and left to be reaped later.
+    Leaves no process of the candidate running, and those of ``keep()`` alone."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     for fd in (pidfd, read_end, worker.sock.fileno()):
@@ -121,9 +182,13 @@ def wait(
     killed = ""
     next_disk = time.monotonic() + DISK_POLL_S if disk_cap is not None else math.inf
     limit = worker.max_result_bytes
+    quiet_at = time.monotonic() + QUIET_S
     try:
         while True:
             now = time.monotonic()
+            if now >= quiet_at:
+                on_quiet()
+                quiet_at = math.inf
             left = deadline - now
             if left <= 0:
                 killed = "timeout"
@@ -134,7 +199,7 @@ def wait(
                     killed = "disk" if used > disk_cap else "files"
                     break
                 next_disk = now + DISK_POLL_S
-            left = min(left, next_disk - now)
+            left = min(left, next_disk - now, quiet_at - now)
             if worker.memory_watch == "rss":
                 left = min(left, RSS_POLL_S)
             ready = {fd for fd, _ in poller.poll(left * 1000)}
@@ -144,6 +209,11 @@ def wait(
                 chunk = os.read(read_end, 1 << 16)
                 if chunk:
                     payload = _append(payload, chunk, limit)
+                elif payload is None or payload:  # every writer closed it: the report is in
+                    cpu_s, pids = kill_tree(pid)
+                    sweep(pid, keep() | frozenset(pids))
+                    report = None if payload is None else bytes(payload)
+                    return Ended(0, cpu_s, "", report, cpu_s, tuple(pids))
                 else:
                     poller.unregister(read_end)
             if pidfd in ready:
@@ -153,18 +223,24 @@ def wait(
                     if statm(pid)[1] > rss_cap:
                         killed = "memory"
                         break
-        status, usage, payload = _reap(pid, killed, read_end, payload, limit)
+        status, child_cpu_s, payload = _reap(pid, killed, read_end, payload, limit, keep)
     finally:
         os.close(pidfd)
         os.close(read_end)
-    return status, usage, killed, None if payload is None else bytes(payload)
+    return Ended(status, child_cpu_s, killed, None if payload is None else bytes(payload))
 
 
 def _reap(
-    pid: int, killed: str, read_end: int, payload: bytearray | None, limit: int
-) -> tuple[int, resource.struct_rusage, bytearray | None]:
+    pid: int,
+    killed: str,
+    read_end: int,
+    payload: bytearray | None,
+    limit: int,
+    keep: Callable[[], frozenset[int]],
+) -> tuple[int, float, bytearray | None]:
     """Kill and reap the child ``wait`` is done with, then what it left; drain the result
-    pipe. Returns (wait status, rusage, the result bytes so far or None past ``limit``)."""
+    pipe. Returns (wait status, the child's CPU seconds, the result bytes so far or None past
+    ``limit``)."""
     # The child is running or a zombie, so its pid (= its group's id) cannot have
     # been reused yet: kill its group now, reap it, then whatever escaped the group.
     with contextlib.suppress(OSError):
@@ -172,13 +248,13 @@ def _reap(
     if killed:
         os.kill(pid, signal.SIGKILL)  # in case it died before its setsid()
     _, status, usage = os.wait4(pid, 0)
-    sweep(None)
+    sweep(None, keep())
     # What the child wrote just before exiting; every writer is gone now.
     os.set_blocking(read_end, False)
     with contextlib.suppress(BlockingIOError):
         while chunk := os.read(read_end, 1 << 16):
             payload = _append(payload, chunk, limit)
-    return status, usage, payload
+    return status, usage.ru_utime + usage.ru_stime, payload
 
 
 def _append(payload: bytearray | None, chunk: bytes, limit: int) -> bytearray | None:
@@ -190,16 +266,9 @@ def _append(payload: bytearray | None, chunk: bytes, limit: int) -> bytearray | 
     return payload
 
 
-def judge(
-    worker: Worker,
-    status: int,
-    usage: resource.struct_rusage,
-    killed: str,
-    payload: bytes | None,
-    limits: dict[str, Any],
-) -> Phase:
-    """What one child came to, from how it ended (wait status, rusage, why the watch killed
-    it) and the report it wrote."""
+def judge(worker: Worker, ended: Ended, limits: dict[str, Any]) -> Phase:
+    """What one child came to, from how it ended and the report it wrote."""
+    status, killed, payload = ended.status, ended.killed, ended.payload
     seconds = float(limits["seconds"])
     if killed == "timeout":
         return Phase("timeout", error=f"exceeded the time limit of {seconds:g} s")
@@ -220,8 +289,7 @@ def judge(
         sig = -code
         name = signal_name(sig)
         if sig == signal.SIGXCPU or (
-            sig == signal.SIGKILL
-            and usage.ru_utime + usage.ru_stime >= cpu_limit(seconds, worker.threads)
+            sig == signal.SIGKILL and ended.child_cpu_s >= cpu_limit(seconds, worker.threads)
         ):
             return Phase("timeout", error=f"exceeded its CPU-time limit ({name})")
         if sig == signal.SIGXFSZ:

@@ -26,22 +26,24 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from progressbench import plugins
-from progressbench.sandbox.accounting import children_cpu_s
-from progressbench.sandbox.child import MIB, child_main, describe
+from progressbench.sandbox.accounting import Unreaped
+from progressbench.sandbox.child import MIB, describe, spare_main
 from progressbench.sandbox.filesystem import (
     clear_private_tmp,
     import_paths,
+    mount_jobs,
     mount_scratch,
     private_filesystem,
     remove_tree,
@@ -83,8 +85,10 @@ class Worker:
         self.readable_paths = [str(p) for p in init.get("readable_paths", [])]
         # Supplementary groups candidates keep: those owning the GPU's device nodes.
         self.groups = [int(g) for g in init.get("groups", [])]
-        # The evaluator's private directory (our cwd): job directories go there.
-        self.jobs_dir = Path.cwd()
+        # The evaluator's private directory (our cwd): job directories go there (or in a
+        # tmpfs mounted there, with a mount namespace).
+        self.workdir = Path.cwd()
+        self.jobs_dir = self.workdir
         plugins.load_plugins()
         plugins.register_modules(init.get("plugin_modules", []))
         self.env = plugins.get_environment(init["env"])
@@ -114,18 +118,26 @@ class Worker:
         needed = self._needed_paths()
         if init.get("private_fs") and self.uid is not None and os.geteuid() == 0:
             try:
-                self.filesystem = private_filesystem(needed, self.jobs_dir, int(init["shm_mb"]))
+                self.filesystem = private_filesystem(needed, self.workdir, int(init["shm_mb"]))
             except OSError as exc:
                 print(f"no private file system: {exc}", file=sys.stderr, flush=True)
         # Scratch directories are tmpfs of their own (the kernel enforces the disk limit)
         # wherever this worker has its mount namespace; elsewhere their size is polled.
         self.scratch_tmpfs = bool(self.filesystem["private_tmp"])
+        if self.scratch_tmpfs:
+            self.jobs_dir = self.workdir / "jobs"
+            mount_jobs(self.jobs_dir)
         # Candidates keep read access everywhere (CAP_DAC_READ_SEARCH) only when their uid
         # could not otherwise run the interpreter (e.g. one under a 0700 /root, not hidden).
         self.read_all = self.uid is not None and not uid_can_read(self.uid, tuple(needed))
         # Everything imported so far is shared with every child: keep the collector from
         # touching (and so copying) those pages after each fork.
         gc.freeze()
+        self.unreaped = Unreaped()
+        self.used: list[Path] = []  # job directories to remove (``clean_up``)
+        # The child of the next phase, forked ahead (after the freeze: it shares those pages).
+        self.spare: Spare | None = None
+        self.spare = self._fork_spare()
 
     def _needed_paths(self) -> list[str]:
         """What candidates must be able to read: the interpreter, every imported package
@@ -162,6 +174,11 @@ class Worker:
                 send_message(self.sock, {"op": "done", "outcome": outcome})
             except OSError:  # the platform is gone: nobody to answer
                 return
+            finally:
+                # After the answer, while the platform handles it: the next job is read
+                # only once this is done, so no candidate ever finds what the last one left.
+                self.clean_up()
+                self.replenish()
 
     def disk_bytes(self, limits: dict[str, Any]) -> int:
         """The job's disk limit: the declared one, else half of the free space (the candidate
@@ -169,7 +186,7 @@ class Worker:
         it lives in."""
         if limits.get("disk_mb"):
             return int(limits["disk_mb"]) * MIB
-        free = shutil.disk_usage(self.jobs_dir).free // 2
+        free = shutil.disk_usage(self.workdir).free // 2
         if self.scratch_tmpfs:
             free = min(free, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
         return free
@@ -196,7 +213,7 @@ class Worker:
             outcome["counted"] = {"cpu_s": outcome.pop("cpu_s")}
             if mode == "full" and first.status == "ok" and self.env.verifies:
                 # The verifier starts from the run's scratch, not from what it left elsewhere.
-                clear_private_tmp(self.jobs_dir)
+                clear_private_tmp(self.workdir)
                 second = self.phase("verify", job, job_dir, program, scratch, first.raw)
                 outcome["candidate_s"] += second.seconds
                 outcome["verify_counted"] = {"cpu_s": second.cpu_s}
@@ -212,11 +229,23 @@ class Worker:
                     outcome["error"] = f"verification failed: {second.error}"
             return outcome
         finally:
-            sweep(None)
+            sweep(None, self._keep())
             if self.scratch_tmpfs:
-                unmount(scratch)
-            remove_tree(job_dir)
-            clear_private_tmp(self.jobs_dir)
+                unmount(scratch)  # out of every later candidate's reach from here on
+            self.used.append(job_dir)
+
+    def clean_up(self) -> None:
+        """Remove the finished jobs' directories and empty the private /tmp."""
+        while self.used:
+            remove_tree(self.used.pop())
+        clear_private_tmp(self.workdir)
+
+    def replenish(self) -> None:
+        """Fork the next phase's child unless it exists: while a phase runs, once its
+        candidate has started (a fork beside a starting candidate slows both), or after a
+        job."""
+        if self.spare is None:
+            self.spare = self._fork_spare(missing_ok=True)
 
     # --- one child -----------------------------------------------------------------------
     def phase(
@@ -235,42 +264,90 @@ class Worker:
         memory = int(limits["memory_mb"]) * MIB
         vm, rss = statm("self")
         out_path, err_path = job_dir / f"{mode}.stdout", job_dir / f"{mode}.stderr"
-        read_end, write_end = os.pipe()
-        cpu_before = children_cpu_s()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            started = time.perf_counter()
-            try:
-                pid = os.fork()
-            except OSError:
-                os.close(read_end)
-                os.close(write_end)
-                raise
-            if pid == 0:
-                child_main(self, mode, job, program, scratch, raw, out.fileno(), err.fileno(),
-                           write_end, vm + memory)  # fmt: skip
-        os.close(write_end)
+        for path in (out_path, err_path):
+            path.write_bytes(b"")
+        task = {
+            "mode": mode, "job": job, "program": str(program), "scratch": str(scratch),
+            "raw": raw, "stdout": str(out_path), "stderr": str(err_path), "vm_cap": vm + memory,
+        }  # fmt: skip
+        self.unreaped.collect()
+        cpu_before = self.unreaped.counted_s()
+        started = time.perf_counter()
+        child = self._assign(json.dumps(task).encode())
         try:
             try:
-                send_message(self.sock, {"op": "started", "pgid": pid})
+                send_message(self.sock, {"op": "started", "pgid": child.pid})
             except OSError as exc:
                 raise PlatformGone from exc
-            status, usage, killed, payload = wait(
-                self, pid, read_end, time.monotonic() + seconds, rss + memory, scratch, disk
-            )
+            deadline = time.monotonic() + seconds
+            ended = wait(self, child.pid, child.result, deadline, rss + memory, scratch, disk,
+                         self._keep, self.replenish)  # fmt: skip
         except BaseException:
-            sweep(pid)
+            sweep(child.pid, self._keep())
             raise
         elapsed = time.perf_counter() - started
+        self.unreaped.add(ended.unreaped)
         chars = int(limits["output_chars"])
-        result = judge(self, status, usage, killed, payload, limits)
-        # After the sweep: every process of the phase is reaped, its CPU counted.
-        result.cpu_s = round(children_cpu_s() - cpu_before, 4)
+        result = judge(self, ended, limits)
+        # Every process of the phase is reaped, or killed with its CPU counted.
+        result.cpu_s = round(self.unreaped.counted_s() - cpu_before + ended.unreaped_cpu_s, 4)
         result.stdout = clean_text(read_tail(out_path, chars))
         result.stderr = clean_text(read_tail(err_path, chars))
         result.seconds = elapsed
         return result
+
+    def _keep(self) -> frozenset[int]:
+        """The worker's children a sweep leaves alone: the spare, and processes killed whose
+        reaping (and CPU count) is ``Unreaped``'s."""
+        spare = {self.spare.pid} if self.spare is not None else set()
+        return frozenset(self.unreaped.pids) | spare
+
+    def _fork_spare(self, missing_ok: bool = False) -> Spare | None:
+        """Fork a child that waits for its job (``child.spare_main``)."""
+        assignment, assign_end = os.pipe()
+        result, result_end = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (assignment, assign_end, result, result_end):
+                os.close(fd)
+            if missing_ok:  # e.g. out of processes: the next phase forks when it starts
+                return None
+            raise
+        if pid == 0:
+            spare_main(self, assignment, result_end)
+        os.close(assignment)
+        os.close(result_end)
+        return Spare(pid, assign_end, result)
+
+    def _assign(self, task: bytes) -> Spare:
+        """Hand ``task`` to the spare child (forking one if there is none, or if it died)."""
+        for _ in range(2):
+            child, self.spare = self.spare or self._fork_spare(), None
+            assert child is not None
+            try:
+                view = memoryview(task)
+                while view:
+                    view = view[os.write(child.assignment, view) :]
+                return child
+            except OSError:  # it is gone (killed from outside): it takes no job
+                os.close(child.result)
+                sweep(child.pid, self._keep())
+            finally:
+                os.close(child.assignment)
+        raise OSError("two spare children died before taking their job")
+
+
+@dataclass
+class Spare:
+    """A child forked ahead of its job: its pid, the pipe its job is written to, the pipe
+    its report comes back on."""
+
+    pid: int
+    assignment: int
+    result: int
 
 
 def main(argv: list[str]) -> int:
@@ -295,7 +372,10 @@ def main(argv: list[str]) -> int:
             **worker.filesystem,
         },
     )
-    worker.serve()
+    try:
+        worker.serve()
+    finally:
+        worker.clean_up()
     return 0
 
 

@@ -107,15 +107,19 @@ def _status(pid: str) -> dict[str, str]:
 
 
 def leftovers(ev: LocalEvaluator) -> list[int]:
-    """Live processes below a worker or running as a sandbox uid."""
+    """Live processes below a worker or running as a sandbox uid, but each worker's spare
+    child (forked ahead of the next job: a child of the worker still running as root)."""
     uids, workers = set(ev.sandbox_uids), set(ev.worker_pids)
-    found = []
+    found, spares = [], set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError, KeyError, ValueError):
             st = _status(pid)
             if st["State"].startswith("Z"):
                 continue
-            if int(st["Uid"].split()[0]) in uids or int(st["PPid"]) in workers:
+            uid, parent = int(st["Uid"].split()[0]), int(st["PPid"])
+            if parent in workers and uid not in uids and parent not in spares:
+                spares.add(parent)  # one per worker
+            elif uid in uids or parent in workers:
                 found.append(int(pid))
     return found
 
@@ -684,6 +688,84 @@ def test_the_cpu_of_every_process_of_a_phase_is_counted_and_cannot_be_forged():
     assert seen_by_assess(out) == {"value": 1, "sandbox": out.counted}
     # where nothing was counted (another evaluator), the program's claim is dropped.
     assert seen_by_assess(out.model_copy(update={"counted": {}})) == {"value": 1}
+
+
+TRIVIAL = """
+def main():
+    return 1
+"""
+SPINNING_ESCAPEE = """
+import os, time
+
+def spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+def main():
+    ready, tell = os.pipe()
+    if os.fork() == 0:
+        os.setsid()  # out of the candidate's process group: only the tree walk finds it
+        spin(0.5)
+        os.write(tell, str(os.getpid()).encode())
+        while True:  # still running when the report is in
+            pass
+    pid = int(os.read(ready, 32))
+    spin(0.2)
+    return {"value": pid}
+"""
+
+
+def test_processes_running_when_the_report_is_in_are_killed_counted_and_charged_once(ev):
+    out = run(ev, SPINNING_ESCAPEE)
+    assert out.ok, out.error
+    # The escapee's 0.5 s and more, and the candidate's 0.2 s, though neither had been reaped
+    # when the phase ended...
+    assert out.counted["cpu_s"] >= 0.65
+    assert not alive(out.raw["value"])
+    assert leftovers(ev) == []
+    # ...and what they bring to the worker's count once reaped is not charged again.
+    after = [run(ev, TRIVIAL) for _ in range(4)]
+    assert all(o.ok for o in after), [o.error for o in after]
+    assert max(o.counted["cpu_s"] for o in after) < 0.3
+
+
+def test_a_spare_child_killed_from_outside_is_replaced():
+    with evaluator() as own:
+        worker = own.worker_pids[0]
+        assert ev_run_ok(own)
+
+        def spares() -> list[int]:
+            return [
+                int(pid)
+                for pid in filter(str.isdigit, os.listdir("/proc"))
+                if _ppid(pid) == worker and _uid(pid) == os.getuid()
+            ]
+
+        assert wait_until(lambda: len(spares()) == 1)  # forked once the job is answered
+        spare = spares()[0]
+        os.kill(spare, signal.SIGKILL)
+        # Dead before its job comes (killed while it already had one, the job would fail as
+        # any job whose process is killed from outside does).
+        assert wait_until(lambda: not alive(spare))
+        assert ev_run_ok(own)
+        assert ev_run_ok(own)
+
+
+def _ppid(pid: str) -> int:
+    with contextlib.suppress(OSError, KeyError):
+        return int(_status(pid)["PPid"])
+    return -1
+
+
+def _uid(pid: str) -> int:
+    with contextlib.suppress(OSError, KeyError):
+        return int(_status(pid)["Uid"].split()[0])
+    return -1
+
+
+def ev_run_ok(ev: LocalEvaluator) -> bool:
+    return run(ev, TRIVIAL).ok
 
 
 @pytest.mark.skipif(not ROOT, reason=NOT_ROOT)
