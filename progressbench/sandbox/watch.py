@@ -168,12 +168,10 @@ def wait(
     keep: Callable[[], frozenset[int]],
     on_quiet: Callable[[], None],
 ) -> Ended:
-    """Collect the child's result while watching the clock, its memory (RSS mode), the
-    size of its scratch directory (unless ``disk_cap`` is None: the kernel caps it) and the
-    platform; calls ``on_quiet`` once, ``QUIET_S`` into the phase. Ends when the child
-    exits, or as soon as its complete report is in (the child closes the result pipe before
-    exiting): then it and everything below it are killed and left to be reaped later.
-    Leaves no process of the candidate running, and those of ``keep()`` alone."""
+    """Collect the child's result, watching the clock, the platform and ``_over_limit``;
+    call ``on_quiet`` once, ``QUIET_S`` in. Ends when the child exits or as soon as its
+    report is in (it closes the result pipe before exiting: see ``_ended_early``). Leaves
+    no process of the candidate running, and those of ``keep()`` alone."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     for fd in (pidfd, read_end, worker.sock.fileno()):
@@ -189,17 +187,16 @@ def wait(
             if now >= quiet_at:
                 on_quiet()
                 quiet_at = math.inf
-            left = deadline - now
-            if left <= 0:
+            if now >= deadline:
                 killed = "timeout"
                 break
-            if disk_cap is not None and now >= next_disk:
-                used, entries = disk_usage(scratch, MAX_SCRATCH_ENTRIES)
-                if used > disk_cap or entries > MAX_SCRATCH_ENTRIES:
-                    killed = "disk" if used > disk_cap else "files"
-                    break
+            disk_due = now >= next_disk
+            if disk_due:
                 next_disk = now + DISK_POLL_S
-            left = min(left, next_disk - now, quiet_at - now)
+            killed = _over_limit(worker, pid, rss_cap, scratch if disk_due else None, disk_cap)
+            if killed:
+                break
+            left = min(deadline, next_disk, quiet_at) - now
             if worker.memory_watch == "rss":
                 left = min(left, RSS_POLL_S)
             ready = {fd for fd, _ in poller.poll(left * 1000)}
@@ -210,24 +207,43 @@ def wait(
                 if chunk:
                     payload = _append(payload, chunk, limit)
                 elif payload is None or payload:  # every writer closed it: the report is in
-                    cpu_s, pids = kill_tree(pid)
-                    sweep(pid, keep() | frozenset(pids))
-                    report = None if payload is None else bytes(payload)
-                    return Ended(0, cpu_s, "", report, cpu_s, tuple(pids))
+                    return _ended_early(pid, payload, keep)
                 else:
                     poller.unregister(read_end)
             if pidfd in ready:
                 break
-            if worker.memory_watch == "rss":
-                with contextlib.suppress(OSError):
-                    if statm(pid)[1] > rss_cap:
-                        killed = "memory"
-                        break
         status, child_cpu_s, payload = _reap(pid, killed, read_end, payload, limit, keep)
     finally:
         os.close(pidfd)
         os.close(read_end)
     return Ended(status, child_cpu_s, killed, None if payload is None else bytes(payload))
+
+
+def _over_limit(
+    worker: Worker, pid: int, rss_cap: int, scratch: Path | None, disk_cap: int | None
+) -> str:
+    """The limit the child is over ("memory" in RSS mode, "disk" or "files" when
+    ``scratch`` is given to be measured), or ""."""
+    if worker.memory_watch == "rss":
+        with contextlib.suppress(OSError):
+            if statm(pid)[1] > rss_cap:
+                return "memory"
+    if scratch is not None and disk_cap is not None:
+        used, entries = disk_usage(scratch, MAX_SCRATCH_ENTRIES)
+        if used > disk_cap:
+            return "disk"
+        if entries > MAX_SCRATCH_ENTRIES:
+            return "files"
+    return ""
+
+
+def _ended_early(pid: int, payload: bytearray | None, keep: Callable[[], frozenset[int]]) -> Ended:
+    """The report is in while the child (or what it left) may still run: kill its tree,
+    charge the CPU /proc shows now, and leave the processes to be reaped later."""
+    cpu_s, pids = kill_tree(pid)
+    sweep(pid, keep() | frozenset(pids))
+    report = None if payload is None else bytes(payload)
+    return Ended(0, cpu_s, "", report, cpu_s, tuple(pids))
 
 
 def _reap(

@@ -33,6 +33,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,19 @@ from progressbench.sandbox.uids import uid_can_read
 from progressbench.sandbox.watch import Phase, PlatformGone, judge, statm, sweep, wait
 
 
+def _unshare(flag: int, what: str, then: Callable[[], None] | None = None) -> bool:
+    """Leave the host's namespace of kind ``flag``; where that fails, say so and carry on
+    in the host's (the ``ready`` message tells the evaluator which isolation it got)."""
+    try:
+        unshare(flag)
+        if then is not None:
+            then()
+    except OSError as exc:
+        print(f"no {what}: {exc}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 class Worker:
     def __init__(self, sock: socket.socket, init: dict[str, Any]):
         self.sock = sock
@@ -97,23 +111,15 @@ class Worker:
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         # A same-uid candidate must not ptrace the worker and forge the next results.
         prctl(PR_SET_DUMPABLE, 0)
-        self.network_isolated = False
-        if init.get("isolate_network") and os.geteuid() == 0:
-            try:
-                unshare(CLONE_NEWNET)
-                loopback_up()
-                self.network_isolated = True
-            except OSError as exc:
-                print(f"no network namespace: {exc}", file=sys.stderr, flush=True)
+        root = os.geteuid() == 0
+        self.network_isolated = (
+            bool(init.get("isolate_network"))
+            and root
+            and _unshare(CLONE_NEWNET, "network namespace", loopback_up)
+        )
         # SysV shared memory, semaphores and message queues outlive their processes: the
         # worker leaves the host's, and each child gets one of its own (child.enter_sandbox).
-        self.ipc_namespace = False
-        if os.geteuid() == 0:
-            try:
-                unshare(CLONE_NEWIPC)
-                self.ipc_namespace = True
-            except OSError as exc:
-                print(f"no IPC namespace: {exc}", file=sys.stderr, flush=True)
+        self.ipc_namespace = root and _unshare(CLONE_NEWIPC, "IPC namespace")
         self.filesystem: dict[str, Any] = {"hidden": [], "private_tmp": False}
         needed = self._needed_paths()
         if init.get("private_fs") and self.uid is not None and os.geteuid() == 0:
@@ -136,8 +142,7 @@ class Worker:
         self.unreaped = Unreaped()
         self.used: list[Path] = []  # job directories to remove (``clean_up``)
         # The child of the next phase, forked ahead (after the freeze: it shares those pages).
-        self.spare: Spare | None = None
-        self.spare = self._fork_spare()
+        self.spare: Spare | None = self._fork_spare()
 
     def _needed_paths(self) -> list[str]:
         """What candidates must be able to read: the interpreter, every imported package
