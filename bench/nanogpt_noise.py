@@ -288,6 +288,9 @@ def main() -> None:
     parser.add_argument("--burn10", type=int, default=80, help="matmuls for the ~10%% plant")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/nanogpt.md")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--noise-only", action="store_true", help="part 1 only (as bench/noise_against.py runs it)"
+    )
     args = parser.parse_args()
     started = time.time()
     ref = PROGRAMS / "tiny.py"
@@ -299,10 +302,14 @@ def main() -> None:
     print("noise, idle", flush=True)
     res["idle"] = noise(args, loaded=False)
     # Bounded: the whole loaded part, at a generous 60 s per run, then the spinners stop.
-    loaded_runs = args.k + 8 * args.pairs + 2 * args.control_pairs
+    loaded_runs = args.k + (0 if args.noise_only else 8 * args.pairs + 2 * args.control_pairs)
     with spinning(60.0 * loaded_runs):
         print("noise, loaded", flush=True)
         res["loaded"] = noise(args, loaded=True)
+        if args.noise_only:
+            if args.json:
+                args.json.write_text(json.dumps(res, indent=1, default=str))
+            return
 
         def run(program: Path, steps: int) -> Callable[[int], dict[str, float]]:
             return lambda seed: one_run(program, seed, steps, args.threads)

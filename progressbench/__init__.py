@@ -64,6 +64,10 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         ["adopt_orphans", "children_cpu_s", "end_children"], "progressbench.sandbox.accounting"
     ),
+    **dict.fromkeys(
+        ["install_witness", "open_witness", "read_witness", "spawn_witness", "write_witness"],
+        "progressbench.sandbox.witness",
+    ),
 }
 # Modules plugins use as a whole: SEARCH/REPLACE edits and EVOLVE blocks, prompt templates.
 _MODULES = {"edits": "progressbench.run.edits", "prompts": "progressbench.run.prompts"}
@@ -108,8 +112,13 @@ __all__ = [
     "compile_program",
     "end_children",
     "format_score",
+    "install_witness",
     "load_program",
+    "open_witness",
     "parse_program",
+    "read_witness",
+    "spawn_witness",
+    "write_witness",
     "edits",
     "prompts",
 ]
@@ -165,4 +174,11 @@ if TYPE_CHECKING:
     from progressbench.run import edits, prompts
     from progressbench.sandbox.accounting import adopt_orphans, children_cpu_s, end_children
     from progressbench.sandbox.loader import compile_program, load_program, parse_program
+    from progressbench.sandbox.witness import (
+        install_witness,
+        open_witness,
+        read_witness,
+        spawn_witness,
+        write_witness,
+    )
     from progressbench.store.hashing import code_hash

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from progressbench import hookimpl
+from progressbench import hookimpl, spawn_witness, write_witness
 from progressbench.contracts.environment import (
     Assessment,
     Environment,
@@ -74,6 +74,32 @@ class SandboxRawEnv(SandboxTestEnv):
         return dict(load_program(program).main())
 
 
+class SandboxWitnessEnv(SandboxTestEnv):
+    """Its ``run`` forks a witness before the program runs, which writes its record once the
+    program is done; ``verify`` returns what it sees under the sandbox's key."""
+
+    name: ClassVar[str] = "sandbox-test-witness"
+    verifies: ClassVar[bool] = True
+
+    def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
+        done_r, done_w = os.pipe()
+
+        def main(witness: int | None) -> None:
+            os.read(done_r, 1)
+            if witness is not None:
+                write_witness(witness, {"by": "witness", "pid": os.getpid()})
+
+        pid = spawn_witness(main, keep=(done_r,))
+        os.close(done_r)
+        value = load_program(program).main()
+        os.write(done_w, b"x")
+        os.waitpid(pid, 0)
+        return {"value": value, "witness_pid": pid, "sandbox": {"witness": {"by": "program"}}}
+
+    def verify(self, program: Path, raw: dict[str, Any], ctx: SandboxContext) -> dict[str, Any]:
+        return {"seen": raw.get("sandbox")}
+
+
 class SandboxGpuEnv(SandboxTestEnv):
     """Declares a GPU and the task limit GPU training needs."""
 
@@ -109,6 +135,7 @@ def register_environments(register):
     register(SandboxTestEnv())
     register(SandboxVerifyEnv())
     register(SandboxRawEnv())
+    register(SandboxWitnessEnv())
     register(SandboxGpuEnv())
     register(SandboxDataEnv())
     register(SandboxTorchEnv())

@@ -10,7 +10,7 @@ from typing import Any
 
 from progressbench import SANDBOX_KEY, Assessment
 
-from . import machine
+from . import ledger, machine
 from .config import BUDGET_SLACK, VARIANTS, VariantSpec
 
 # |torch loss - numpy float64 loss| on sampled tokens above this means the kernels were tampered
@@ -57,7 +57,8 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
             "the program rebound functions the harness relies on (define your own instead of "
             f"patching libraries): {', '.join(tampered[:6])}"
         )
-    hidden = _unaccounted_cpu(raw, v)
+    processes = _processes(raw, verified)
+    hidden = _unaccounted_cpu(raw, v, processes) or ledger.problem(raw, v.profile_steps, processes)
     if hidden:
         return _invalid(hidden)
     if verified is None or not verified.get("ok"):
@@ -72,12 +73,19 @@ def assess(raw: dict[str, Any] | None, verified: dict[str, Any] | None, variant:
     return _score(raw, verified, v, telemetry)
 
 
-def _unaccounted_cpu(raw: dict[str, Any], v: VariantSpec) -> str | None:
+def _processes(raw: dict[str, Any], verified: dict[str, Any] | None) -> int:
+    """The run's training processes: as its configuration says (the verifier's count), not as
+    the run reports itself, wherever a verifier ran."""
+    count = (verified or {}).get("processes", raw.get("world_size", 1))
+    return count if isinstance(count, int) else 1
+
+
+def _unaccounted_cpu(raw: dict[str, Any], v: VariantSpec, processes: int) -> str | None:
     """On a CPU-clock variant, CPU of the run spent in processes the harness did not start
     (the kernel counts every process of the phase; the harness only its own). Without the
     sandbox's count (an evaluator that does not measure it) there is nothing to compare."""
     counted = (raw.get(SANDBOX_KEY) or {}).get("cpu_s")
-    if not v.cost_clock or raw.get("world_size", 1) != 1 or not _finite(counted):
+    if not v.cost_clock or processes != 1 or not _finite(counted):
         return None
     accounted = raw.get("harness_cpu_s")
     if not _finite(accounted):

@@ -7,6 +7,7 @@ which the train stream never reaches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,13 @@ class TrainStream:
     """The harness's cursor over the train tokens. ``read(n)`` returns ``n + 1`` tokens (inputs
     and shifted targets) and advances by ``n``, so consecutive batches tile the stream."""
 
-    def __init__(self, spec: RunSpec):
+    def __init__(self, spec: RunSpec, generate: Callable[[int], np.ndarray] | None = None):
+        """``generate(n)``: the tiny corpus's next ``n`` tokens (by default generated here;
+        the harness has its timekeeper generate them, so that no pause of its clock is
+        CPU time of the training process)."""
         self.tiny = spec.variant == "tiny"
         if self.tiny:
-            self._corpus = corpus.CorpusStream("train")
+            self._generate = generate or corpus.CorpusStream("train").take
             self._buffer = np.zeros(0, dtype=np.int64)
             self.limit: int | None = None
         else:
@@ -92,7 +96,7 @@ class TrainStream:
         around this, because making the corpus is not the program's work."""
         need = self.pending(n)
         if need:
-            fresh = self._corpus.take(max(need, 1 << 18)).astype(np.int64)
+            fresh = self._generate(max(need, 1 << 18)).astype(np.int64)
             self._buffer = np.concatenate([self._buffer, fresh])
 
     def read(self, n: int) -> np.ndarray:

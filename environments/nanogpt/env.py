@@ -24,7 +24,7 @@ from progressbench import (
 )
 
 from . import config
-from .config import COMPILE_WORKERS, SPEEDRUN_HF_REPO, TINY, VARIANTS, make_spec
+from .config import COMPILE_WORKERS, SPEEDRUN_HF_REPO, TINY, VARIANTS, RunSpec, make_spec
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 PACKAGE = __name__.rpartition(".")[0]
@@ -282,7 +282,7 @@ class NanoGPT(Environment):
 
     def run(self, program: Path, ctx: SandboxContext) -> dict[str, Any]:
         spec = make_spec(ctx.variant, "full", ctx.seed, ctx.scratch, ctx.options)
-        nproc = spec.nproc or (visible_gpus() if ctx.variant == "speedrun" else 1)
+        nproc = _processes(spec, ctx.variant)
         if nproc <= 1:
             from .harness import run_training
 
@@ -298,4 +298,12 @@ class NanoGPT(Environment):
         from .verify import verify_run
 
         spec = make_spec(ctx.variant, "verify", ctx.seed, ctx.scratch, ctx.options)
-        return verify_run(Path(program), raw, spec)
+        # How many processes the run had, from its configuration rather than from its own
+        # report: a single-process run must show its timekeeper's record (``ledger``).
+        return {**verify_run(Path(program), raw, spec), "processes": _processes(spec, ctx.variant)}
+
+
+def _processes(spec: RunSpec, variant: str) -> int:
+    """The training processes of a run: the ``nproc`` option, else one per visible GPU on the
+    speedrun, else one."""
+    return spec.nproc or (visible_gpus() if variant == "speedrun" else 1)

@@ -8,7 +8,9 @@ harness owns, and hands over only through ``h``:
 - the train token stream (``h.batches``): the only data the run process ever holds besides a
   held-out probe set of the same distribution. The validation tokens never enter it;
 - the clock (``h.elapsed``): wall time of ``train``, paused while the harness checkpoints or
-  generates corpus, and during ``h.warmup()`` (compilation), up to a cap. No program code runs
+  generates corpus, and during ``h.warmup()`` (compilation), up to a cap. The clock, tiny's
+  cost, the speed probe, the tiny corpus and the checkpoint records are kept by the run's
+  timekeeper (``keeper``), another process, whose record the sandbox hands to ``assess``. No program code runs
   while it is paused: weights are read straight from the tensors (no hooks, no overridden
   methods), and the probe pass, which runs the program's forward, is charged to it;
 - the seed, the target and the budget: the stream ends when the budget is spent (the estimated
@@ -44,12 +46,12 @@ from progressbench import load_program
 
 from . import cost, data, integrity, losses, static, telemetry
 from .config import COMPILE_WORKERS, RunSpec
+from .keeper import Keeper
 from .losses import ProgramError
 
 # Bound before any program code runs: rebinding time.perf_counter, torch.cuda.synchronize,
 # torch.save, nn.Module.state_dict... in the program changes nothing the harness measures.
 _now = time.perf_counter
-_cpu_now = time.process_time
 _cuda_sync = torch.cuda.synchronize
 _save = torch.save
 _register_step_pre = register_optimizer_step_pre_hook
@@ -122,43 +124,44 @@ class _Batches:
 
 
 class Clock:
-    """Training time: wall time while running; on CUDA, synchronised before it is read at a
-    pause, so queued kernels are charged to the interval that launched them."""
+    """Training time, kept by the run's timekeeper (``keeper``: another process, whose
+    readings the program cannot change); this process keeps a copy of the wall time for
+    ``h.elapsed()`` and its own decisions. On CUDA it synchronises before a pause, so queued
+    kernels are charged to the interval that launched them."""
 
-    def __init__(self, cuda: bool):
+    def __init__(self, cuda: bool, keeper: Keeper):
         self.cuda = cuda
+        self.keeper = keeper
         self._total = 0.0
         self._since: float | None = None
-        # Process CPU time over the same intervals: tiny's primary metric is built on it
-        # (cost.py), since load from other processes does not inflate it.
-        self.cpu_s = 0.0
-        self._cpu_since = 0.0
+        self._started = False
 
     @property
     def running(self) -> bool:
         return self._since is not None
 
     def start(self) -> None:
+        if self._since is not None:
+            return
+        self.keeper.call("resume" if self._started else "start")
+        self._started = True
         self._since = _now()
-        self._cpu_since = _cpu_now()
 
-    def pause(self) -> None:
+    def pause(self, kind: str) -> None:
         if self._since is None:
             return
         if self.cuda:
             _cuda_sync()
         self._total += _now() - self._since
-        self.cpu_s += _cpu_now() - self._cpu_since
         self._since = None
+        self.keeper.call("pause", kind=kind)
 
     def charge(self, seconds: float) -> None:
+        """Add to this process's copy what the keeper charged itself (warm-up over its cap)."""
         self._total += seconds
 
     def elapsed(self) -> float:
         return self._total + (_now() - self._since if self._since is not None else 0.0)
-
-    def cpu_elapsed(self) -> float:
-        return self.cpu_s + (_cpu_now() - self._cpu_since if self._since is not None else 0.0)
 
 
 def _distributed(spec: RunSpec) -> tuple[int, int, torch.device]:
@@ -192,6 +195,8 @@ class _Run:
     def __init__(self, spec: RunSpec, program: Path, rank: int, world: int, device: torch.device):
         self.spec = spec
         self.v = spec.variant_spec
+        # First, before any program code and before this process's OpenMP pool starts.
+        keeper = Keeper(self.v.cost_clock, self.v.warmup_cap_s, world)
         self.program = program
         self.rank, self.world, self.device = rank, world, device
         self.cuda = device.type == "cuda"
@@ -199,12 +204,12 @@ class _Run:
         self.ckpt_dir = Path(spec.scratch) / CHECKPOINT_DIR
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         (self.ckpt_dir / RUN_STARTED).write_text(str(time.time()))
-        self.stream = data.TrainStream(spec)
+        self.stream = data.TrainStream(spec, keeper.refill)
         probe_tokens = (
             self.v.eval_seq_len * SMOKE_PROBE_WINDOWS if self.smoke else spec.probe_tokens
         )
         self.probe = losses.windows(self.stream.probe(probe_tokens), self.v.eval_seq_len).to(device)
-        self.clock = Clock(self.cuda)
+        self.clock = Clock(self.cuda, keeper)
         self.sections = telemetry.Sections(_now, _cuda_sync if self.cuda else None)
         self.profiler = (
             telemetry.ProfileWindow(self.cuda, self.v.profile_steps) if spec.profile else None
@@ -214,8 +219,10 @@ class _Run:
         self.peak_flops, self.peak_source = (
             telemetry.peak_flops(device) if spec.profile and self.cuda else (None, "")
         )
-        self.meter = cost.CostMeter()
-        self.speed_probe: cost.SpeedProbe | None = None
+        self.speed_probes = self.v.cost_clock and not self.smoke
+        self.last_tick: dict[str, float] = {"wall": 0.0, "cpu": 0.0, "cost": 0.0}
+        self.ticks = 0
+        self.keeper_record: dict[str, Any] = {}
         self.model: torch.nn.Module | None = None
         self.tokens = 0
         self.fetches = 0
@@ -242,12 +249,13 @@ class _Run:
 
     # --- clock -------------------------------------------------------------------------------
     @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Harness work: off the training clock and out of the sections."""
+    def paused(self, kind: str) -> Iterator[None]:
+        """Harness work: off the training clock (a pause of ``kind`` in the keeper's books)
+        and out of the sections."""
         self._pause_depth += 1
         outer = self._pause_depth == 1 and self.clock.running
         if outer:
-            self.clock.pause()
+            self.clock.pause(kind)
             self.sections.pause()
         t0 = _now()
         try:
@@ -266,7 +274,7 @@ class _Run:
                 "h.batches() is not available inside h.warmup(); use h.random_batch()"
             )
         if not self.stop_reason:
-            self.meter.tick(self.clock.elapsed(), self.clock.cpu_elapsed())
+            self._tick()
         if self.stop_reason or self._stop_before_fetch(batch_size * seq_len * self.world):
             return None
         self.sections.mark("data_start")
@@ -289,7 +297,7 @@ class _Run:
             self.stop_reason = "data exhausted"
             return True
         if self.stream.pending(total):
-            with self.paused():
+            with self.paused("refill"):
                 self.stream.refill(total)
         elapsed = self.clock.elapsed()
         over, due = self._over_budget(elapsed), self.fetches >= self.next_ckpt
@@ -310,9 +318,9 @@ class _Run:
             ):
                 self.stop_reason = "target"
                 return True
-        if self.speed_probe is not None and self.fetches % cost.PROBE_EVERY == 0:
-            with self.paused():
-                self.meter.probe(self.speed_probe.measure(1))
+        if self.speed_probes and self.fetches % cost.PROBE_EVERY == 0:
+            with self.paused("probe"):
+                self.keeper.call("probe", reps=1)
         self._profile_step(elapsed)
         return False
 
@@ -321,9 +329,18 @@ class _Run:
         if not self.v.cost_clock:
             return elapsed >= self.spec.budget_s
         return (
-            self.meter.running(self.clock.cpu_elapsed()) >= self.spec.budget_s
+            self.last_tick["cost"] >= self.spec.budget_s
             or elapsed >= self.spec.budget_s * self.v.wall_cap_factor
         )
+
+    def _tick(self) -> None:
+        """A batch is asked for: the previous one's work ended (the first ends the setup)."""
+        self.last_tick = self.keeper.call("tick")
+        self.ticks += 1
+
+    @property
+    def keeper(self) -> Keeper:
+        return self.clock.keeper
 
     def _next_interval(self) -> int:
         """Steps to the next checkpoint: the regular cadence, or half the steps the probe's
@@ -346,7 +363,7 @@ class _Run:
         due = (
             last is None
             or last["steps"] != self.fetches
-            or self.clock.elapsed() > last["train_time_s"] + 1e-3
+            or self.keeper.call("now")["wall"] > last["train_time_s"] + 1e-3
         )
         if self.world > 1:
             due = self._agree(due, False)[0]
@@ -369,10 +386,10 @@ class _Run:
         # Rank 0 profiles its own work: its share of the tokens, for FLOPs per token.
         local_tokens = self.tokens // self.world
         if not p.running and not p.done and elapsed >= self.spec.profile_at_s:
-            with self.paused():
+            with self.paused("profile"):
                 p.start(self.fetches, local_tokens)
         elif p.due(self.fetches):
-            with self.paused():
+            with self.paused("profile"):
                 self.profile_result = p.stop(self.fetches, local_tokens)
 
     # --- checkpoints ----------------------------------------------------------------------------
@@ -420,17 +437,13 @@ class _Run:
         return inside
 
     def checkpoint(self) -> None:
+        """A checkpoint: the keeper stamps it (training time, steps and, on tiny, the cost,
+        timing its speed probe while this process waits), then the weights are saved and
+        scored on the probe set."""
         assert self.model is not None
-        with self.paused():
+        with self.paused("checkpoint"):
             self._integrity()
-            wall = self.clock.elapsed()
-            record: dict[str, Any] = {
-                "index": len(self.checkpoints),
-                "train_time_s": round(wall, 4),
-                "tokens": self.tokens,
-                "steps": self.fetches,
-                "cost_s": round(self._cost_at(wall), 4),
-            }
+            record: dict[str, Any] = self.keeper.call("checkpoint", tokens=self.tokens)
             if self.rank == 0 and not self.smoke:
                 state = integrity.plain_state(self.model)
                 record["digest"] = integrity.state_digest(state)
@@ -438,15 +451,19 @@ class _Run:
                 with self.sentinel.suspended():
                     _save(state, path)
                 record["file"] = path.name
-            t0 = _now()
-            record["probe_loss"] = self.probe_loss()
-            if self.cuda:  # the program's forward ran in this process: training time
+            if self.cuda:  # the program's forward runs in this process: training time
+                t0 = _now()
+                self.clock.start()
+                record["probe_loss"] = self.probe_loss()
+                self.clock.pause("checkpoint")
                 spent = _now() - t0
-                self.clock.charge(spent)
                 self.probe_s += spent
                 self.excluded_s -= spent
-            elif (
-                "digest" in record
+            else:
+                record["probe_loss"] = self.probe_loss()
+            if (
+                not self.cuda
+                and "digest" in record
                 and integrity.state_digest(integrity.plain_state(self.model)) != record["digest"]
             ):
                 # Only memory the program shared before the fork reaches back from the child.
@@ -454,14 +471,9 @@ class _Run:
                     "the model's weights changed while its probe loss was scored in another "
                     "process (shared memory)"
                 )
+            saved = {k: record[k] for k in ("file", "digest", "probe_loss") if k in record}
+            self.keeper.call("saved", index=record["index"], **saved)
             self.checkpoints.append(record)
-
-    def _cost_at(self, wall: float) -> float:
-        """The primary clock at a checkpoint: the calibrated CPU time (timing the speed probe
-        here, off the clock, on the training's thread), or the wall time."""
-        if not self.v.cost_clock or self.speed_probe is None:
-            return wall
-        return self.meter.checkpoint(self.speed_probe.measure(), wall)
 
     def _integrity(self) -> None:
         if self._watch is not None:
@@ -491,7 +503,7 @@ class _Run:
                 saved_optim[id(opt)] = (opt, copy.deepcopy(opt.state_dict()))
 
         handle = _register_step_pre(remember)
-        self.clock.pause()
+        self.clock.pause("warmup")
         self.sections.pause()
         t0 = _now()
         self.in_warmup = True
@@ -597,15 +609,14 @@ class _Run:
                         f"build_model must return a torch.nn.Module, got {type(model).__name__}"
                     )
                 self.model = model.to(self.device)
-                if self.v.cost_clock and not self.smoke:
-                    self.speed_probe = cost.SpeedProbe(_cpu_now)
-                    self.meter.probe(self.speed_probe.measure())
+                if self.speed_probes:
+                    self.keeper.call("probe", reps=cost.PROBE_REPS)
                 self.clock.start()
                 self.sections.resume()
                 train(self.model, self.handle())
-                if len(self.meter.step_times) < self.fetches:  # the last batch's work ended
-                    self.meter.tick(self.clock.elapsed(), self.clock.cpu_elapsed())
-                self.clock.pause()
+                if self.ticks - 1 < self.fetches:  # the last batch's work ended
+                    self._tick()
+                self.clock.pause("end")
                 self.sections.pause()
                 if self.profiler is not None and self.profiler.running:
                     self.profile_result = self.profiler.stop(
@@ -618,12 +629,15 @@ class _Run:
                         self.model, self.probe, self.v.vocab_size, perturb=True
                     )
                 self._integrity()
+                self.keeper_record = self.keeper.call("end")
+                self.keeper.close()
         finally:
             undo()
 
     def result(self) -> dict[str, Any]:
         assert self.model is not None
-        train_time = self.clock.elapsed()
+        books = self.keeper_record
+        train_time = books["train_time_s"]
         params = {
             id(p): torch.Tensor.numel(p)
             for p in integrity.module_tensors(self.model, buffers=False).values()
@@ -635,11 +649,11 @@ class _Run:
             "profile": self.profile_result,
             "memory": self._memory(),
             "tokens_per_s": self.tokens / train_time if train_time > 0 else 0.0,
-            "cpu_s": round(self.clock.cpu_s, 4),
+            "cpu_s": books["cpu_s"],
             "peak_flops": self.peak_flops,
             "peak_flops_source": self.peak_source,
             "threads": torch.get_num_threads(),
-            "step_cost": self.meter.summary() if self.speed_probe is not None else None,
+            "step_cost": books["step_cost"] if self.speed_probes else None,
             "train_curve": telemetry.downsample(curve, LOSS_CURVE_POINTS),
             "probe_curve": [
                 [c["train_time_s"], c["tokens"], c["probe_loss"]] for c in self.checkpoints
@@ -653,11 +667,11 @@ class _Run:
             "world_size": self.world,
             "budget_s": self.spec.budget_s,
             "target": self.v.target,
-            "train_time_s": round(train_time, 4),
+            "train_time_s": train_time,
             "tokens": self.tokens,
             "steps": self.fetches,
             "stop_reason": self.stop_reason or "train() returned",
-            "warmup_s": round(self.warmup_s, 4),
+            "warmup_s": books["warmup_s"],
             "excluded_s": round(self.excluded_s, 4),
             "probe_s": round(self.probe_s, 4),
             "params": int(sum(params.values())),

@@ -729,6 +729,11 @@ _times = os.times  # bound before any program code runs, as the harness's clocks
 _forked_cpu_s = [0.0]
 
 
+def count_child(usage: Any) -> None:
+    """Account for a child the harness started and has reaped (its ``wait4`` usage)."""
+    _forked_cpu_s[0] += usage.ru_utime + usage.ru_stime
+
+
 def harness_cpu_s() -> float:
     """The CPU this process and the children ``forked`` started have used: what the harness
     accounts for. The sandbox counts every process of the phase; the difference ran in
@@ -791,7 +796,7 @@ def forked(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     with os.fdopen(read_end) as inp:
         text = inp.read()
     _, status, usage = os.wait4(pid, 0)
-    _forked_cpu_s[0] += usage.ru_utime + usage.ru_stime
+    count_child(usage)
     if not text:
         return {"error": f"the child process died (wait status {status})"}
     found: dict[str, Any] = json.loads(text)

@@ -9,6 +9,7 @@ benches and tests; the platform's evaluator adds the sandbox (limits, uid, no ne
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib
 import json
 import os
@@ -20,7 +21,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from progressbench import SANDBOX_KEY, Assessment, SandboxContext, adopt_orphans, end_children
+from progressbench import (
+    SANDBOX_KEY,
+    Assessment,
+    SandboxContext,
+    adopt_orphans,
+    end_children,
+    install_witness,
+    open_witness,
+    read_witness,
+)
 
 from .env import NanoGPT
 
@@ -31,12 +41,16 @@ def in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None,
     """Run ``fn()`` in a forked child, its output into ``log``: (its dict, or None; the error
     text; seconds). The dict gets the CPU of every process the phase ran under
     ``SANDBOX_KEY``, counted as the sandbox counts it: the child adopts what its descendants
-    orphan and ends whatever is left before it reports, so all of it is reaped below it."""
+    orphan and ends whatever is left before it reports, so all of it is reaped below it; and
+    the record of the phase's witness, as the sandbox hands it over (``open_witness``)."""
     read_end, write_end = os.pipe()
+    witness = open_witness()
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
+        write_end = fcntl.fcntl(write_end, fcntl.F_DUPFD_CLOEXEC, 64)  # clear of the witness's
+        install_witness(witness)
         adopt_orphans()
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(out, 1)
@@ -55,12 +69,16 @@ def in_child(fn: Any, timeout: float, log: Path) -> tuple[dict[str, Any] | None,
         text = inp.read()
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - started
+    record = read_witness(witness)
+    os.close(witness)
     if not text:
         return None, f"child died (status {status})", seconds
     message = json.loads(text)
     result = message.get("ok")
     if isinstance(result, dict):
         result[SANDBOX_KEY] = {"cpu_s": round(usage.ru_utime + usage.ru_stime, 4)}
+        if record is not None:
+            result[SANDBOX_KEY]["witness"] = record
     return result, message.get("error", ""), seconds
 
 

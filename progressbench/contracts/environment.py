@@ -101,8 +101,10 @@ def format_score(value: float | None, missing: str = "-", signed: bool = False) 
 
 # The key of a phase's raw result (``run``'s and ``verify``'s) that the sandbox writes after
 # every process of the phase is gone, replacing whatever the program put there:
-# {"cpu_s": CPU seconds of every process of the phase, as the kernel counted them}. Absent
-# where the evaluator measures nothing (e.g. an evaluator without the sandbox).
+# {"cpu_s": CPU seconds of every process of the phase, as the kernel counted them,
+#  "witness": the record the phase's witness process wrote, if it wrote one (a process the
+#  harness forks before any program code runs: ``sandbox.witness``)}. Absent where the
+# evaluator measures nothing (e.g. an evaluator without the sandbox).
 SANDBOX_KEY = "sandbox"
 
 

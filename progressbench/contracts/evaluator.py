@@ -49,11 +49,12 @@ class EvalOutcome(BaseModel):
     # Seconds inside the candidate's own process(es), and submit-to-outcome in all.
     candidate_s: float = 0.0
     total_s: float = 0.0
-    # What the sandbox counted of the run phase and of the verify phase ({"cpu_s": ...}: every
-    # process of the phase, by the kernel); empty where the evaluator counts nothing. ``assess``
-    # sees them as raw[SANDBOX_KEY] and verified[SANDBOX_KEY].
-    counted: dict[str, float] = {}
-    verify_counted: dict[str, float] = {}
+    # What the sandbox vouches for of the run phase and of the verify phase: {"cpu_s": every
+    # process of the phase, by the kernel; "witness": what the phase's witness process wrote,
+    # when it wrote anything (``sandbox.witness``)}; empty where the evaluator keeps nothing.
+    # ``assess`` sees them as raw[SANDBOX_KEY] and verified[SANDBOX_KEY].
+    counted: dict[str, Any] = {}
+    verify_counted: dict[str, Any] = {}
 
     @property
     def ok(self) -> bool:

@@ -131,7 +131,7 @@ def assess_outcome(
     return assessment, verdicts
 
 
-def _with_counts(result: dict[str, Any], counted: dict[str, float]) -> dict[str, Any]:
+def _with_counts(result: dict[str, Any], counted: dict[str, Any]) -> dict[str, Any]:
     """A phase's result as ``assess`` sees it: what the sandbox counted under SANDBOX_KEY,
     never what the program put there."""
     seen = {k: v for k, v in result.items() if k != SANDBOX_KEY}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import faulthandler
+import fcntl
 import importlib
 import json
 import math
@@ -41,6 +42,7 @@ from progressbench.sandbox.syscalls import (
     prctl,
     unshare,
 )
+from progressbench.sandbox.witness import WITNESS_FD
 
 if TYPE_CHECKING:
     from progressbench.sandbox.worker import Worker
@@ -129,6 +131,7 @@ def child_main(
     out: int,
     err: int,
     result_fd: int,
+    witness: int,
     vm_cap: int,
     failed: BaseException | None,
 ) -> NoReturn:
@@ -138,7 +141,7 @@ def child_main(
         try:
             if failed is not None:
                 raise failed
-            enter_sandbox(worker, job["limits"], scratch, out, err, result_fd, vm_cap)
+            enter_sandbox(worker, job["limits"], scratch, (out, err, result_fd, witness), vm_cap)
         except BaseException as exc:
             write_report(failure_report(f"sandbox set-up failed: {exc!r}"))
         me = os.getpid()
@@ -176,9 +179,9 @@ def child_main(
         os._exit(70)
 
 
-def spare_main(worker: Worker, assignment: int, result_fd: int) -> NoReturn:
+def spare_main(worker: Worker, assignment: int, result_fd: int, witness: int) -> NoReturn:
     """A child forked ahead of its job (so that no candidate waits for a fork): it keeps only
-    its two pipes, waits for its assignment (JSON: the arguments of ``child_main``), then
+    its two pipes and its witness file (``witness``), waits for its assignment (JSON: the arguments of ``child_main``), then
     becomes that job's child. End of file without one: the worker is done with it."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -186,7 +189,7 @@ def spare_main(worker: Worker, assignment: int, result_fd: int) -> NoReturn:
             os._exit(0)
         # What the worker held when it forked this (its socket, the running phase's pipes).
         for low, high in _gaps(
-            (assignment, result_fd), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            (assignment, result_fd, witness), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         ):
             os.closerange(low, high)
         failed: BaseException | None = None
@@ -204,7 +207,7 @@ def spare_main(worker: Worker, assignment: int, result_fd: int) -> NoReturn:
         flags = os.O_WRONLY | os.O_TRUNC
         out, err = os.open(task["stdout"], flags), os.open(task["stderr"], flags)
         child_main(worker, task["mode"], task["job"], Path(task["program"]),
-                   Path(task["scratch"]), task["raw"], out, err, result_fd,
+                   Path(task["scratch"]), task["raw"], out, err, result_fd, witness,
                    int(task["vm_cap"]), failed)  # fmt: skip
     finally:
         os._exit(70)
@@ -284,20 +287,21 @@ def enter_sandbox(
     worker: Worker,
     limits: dict[str, Any],
     scratch: Path,
-    out: int,
-    err: int,
-    result_fd: int,
+    files: tuple[int, int, int, int],
     vm_cap: int,
 ) -> None:
-    """The job's part of the sandbox, after ``prepare``: descriptors, scratch, limits, and
-    the uid drop last of all."""
-    # File descriptors: 0 /dev/null, 1 and 2 the capture files, 3 the result pipe (not
-    # inherited across exec); nothing else, above all not the platform's socket.
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    for fd, target in ((devnull, 0), (out, 1), (err, 2), (result_fd, RESULT_FD)):
-        if fd != target:  # os.pipe() descriptors start non-inheritable
-            os.dup2(fd, target, inheritable=target != RESULT_FD)
-    os.closerange(RESULT_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    """The job's part of the sandbox, after ``prepare``: descriptors (``files``: the
+    capture files, the result pipe, the witness file), scratch, limits, and the uid drop
+    last of all."""
+    # File descriptors: 0 /dev/null, 1 and 2 the capture files, 3 the result pipe and 4 the
+    # witness file (neither inherited across exec); nothing else, above all not the
+    # platform's socket. Each is first copied above the targets, so no move overwrites
+    # another's source.
+    sources = [os.open(os.devnull, os.O_RDONLY), *files]
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 16) for fd in sources]
+    for target, fd in enumerate(high):
+        os.dup2(fd, target, inheritable=target < RESULT_FD)
+    os.closerange(WITNESS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     os.chdir(scratch)
     os.environ.update(HOME=str(scratch), TMPDIR=str(scratch), PWD=str(scratch))
     tempfile.tempdir = str(scratch)

@@ -58,6 +58,16 @@ class Phase:
     seconds: float = 0.0
     # CPU seconds of every process of the phase, as the kernel counted them (``accounting``).
     cpu_s: float = 0.0
+    # What the phase's witness wrote (``witness``), if anything.
+    witness: dict[str, Any] | None = None
+
+    def counted(self) -> dict[str, Any]:
+        """What the worker vouches for (``SANDBOX_KEY``): the CPU count and the witness's
+        record."""
+        counted: dict[str, Any] = {"cpu_s": self.cpu_s}
+        if self.witness is not None:
+            counted["witness"] = self.witness
+        return counted
 
 
 def statm(pid: int | str) -> tuple[int, int]:

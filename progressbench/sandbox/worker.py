@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from progressbench import plugins
+from progressbench.contracts.environment import SANDBOX_KEY
 from progressbench.sandbox.accounting import Unreaped
 from progressbench.sandbox.child import MIB, describe, spare_main
 from progressbench.sandbox.filesystem import (
@@ -69,6 +70,7 @@ from progressbench.sandbox.syscalls import (
 )
 from progressbench.sandbox.uids import uid_can_read
 from progressbench.sandbox.watch import Phase, PlatformGone, judge, statm, sweep, wait
+from progressbench.sandbox.witness import open_witness, read_witness
 
 
 def _unshare(flag: int, what: str, then: Callable[[], None] | None = None) -> bool:
@@ -215,13 +217,16 @@ class Worker:
             first = self.phase(mode, job, job_dir, program, scratch, None)
             outcome = asdict(first)
             outcome["candidate_s"] = outcome.pop("seconds")
-            outcome["counted"] = {"cpu_s": outcome.pop("cpu_s")}
+            outcome["counted"] = first.counted()
+            del outcome["cpu_s"], outcome["witness"]
             if mode == "full" and first.status == "ok" and self.env.verifies:
                 # The verifier starts from the run's scratch, not from what it left elsewhere.
                 clear_private_tmp(self.workdir)
-                second = self.phase("verify", job, job_dir, program, scratch, first.raw)
+                # It sees what assess will: what this worker counted and witnessed, not the program.
+                raw = {**(first.raw or {}), SANDBOX_KEY: first.counted()}
+                second = self.phase("verify", job, job_dir, program, scratch, raw)
                 outcome["candidate_s"] += second.seconds
-                outcome["verify_counted"] = {"cpu_s": second.cpu_s}
+                outcome["verify_counted"] = second.counted()
                 for stream in ("stdout", "stderr"):
                     extra = getattr(second, stream)
                     if extra:
@@ -290,12 +295,16 @@ class Worker:
         except BaseException:
             sweep(child.pid, self._keep())
             raise
+        finally:
+            record = read_witness(child.witness)
+            os.close(child.witness)
         elapsed = time.perf_counter() - started
         self.unreaped.add(ended.unreaped)
         chars = int(limits["output_chars"])
         result = judge(self, ended, limits)
         # Every process of the phase is reaped, or killed with its CPU counted.
         result.cpu_s = round(self.unreaped.counted_s() - cpu_before + ended.unreaped_cpu_s, 4)
+        result.witness = record
         result.stdout = clean_text(read_tail(out_path, chars))
         result.stderr = clean_text(read_tail(err_path, chars))
         result.seconds = elapsed
@@ -311,21 +320,22 @@ class Worker:
         """Fork a child that waits for its job (``child.spare_main``)."""
         assignment, assign_end = os.pipe()
         result, result_end = os.pipe()
+        witness = open_witness()
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             pid = os.fork()
         except OSError:
-            for fd in (assignment, assign_end, result, result_end):
+            for fd in (assignment, assign_end, result, result_end, witness):
                 os.close(fd)
             if missing_ok:  # e.g. out of processes: the next phase forks when it starts
                 return None
             raise
         if pid == 0:
-            spare_main(self, assignment, result_end)
+            spare_main(self, assignment, result_end, witness)
         os.close(assignment)
         os.close(result_end)
-        return Spare(pid, assign_end, result)
+        return Spare(pid, assign_end, result, witness)
 
     def _assign(self, task: bytes) -> Spare:
         """Hand ``task`` to the spare child (forking one if there is none, or if it died)."""
@@ -339,6 +349,7 @@ class Worker:
                 return child
             except OSError:  # it is gone (killed from outside): it takes no job
                 os.close(child.result)
+                os.close(child.witness)
                 sweep(child.pid, self._keep())
             finally:
                 os.close(child.assignment)
@@ -348,11 +359,12 @@ class Worker:
 @dataclass
 class Spare:
     """A child forked ahead of its job: its pid, the pipe its job is written to, the pipe
-    its report comes back on."""
+    its report comes back on, the witness file it is given (``witness``)."""
 
     pid: int
     assignment: int
     result: int
+    witness: int
 
 
 def main(argv: list[str]) -> int:

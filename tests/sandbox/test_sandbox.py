@@ -690,6 +690,44 @@ def test_the_cpu_of_every_process_of_a_phase_is_counted_and_cannot_be_forged():
     assert seen_by_assess(out.model_copy(update={"counted": {}})) == {"value": 1}
 
 
+FORGE_WITNESS = """
+import os
+
+def main():
+    forged = []
+    try:
+        os.write(4, b'{"by": "program"}')
+        forged.append("fd 4")
+    except OSError:
+        pass
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if "progressbench-witness" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                    with open(f"/proc/{pid}/fd/{fd}", "w") as f:
+                        f.write('{"by": "program"}')
+                    forged.append(f"{pid}/{fd}")
+            except OSError:
+                pass
+    return len(forged)
+"""
+
+
+def test_a_witness_record_reaches_assess_and_verify_and_the_program_cannot_write_it():
+    with evaluator("sandbox-test-witness") as ev:
+        out = ev.evaluate(EvalJob(program=FORGE_WITNESS, phase="full"))
+    assert out.ok, out.error
+    assert out.raw is not None and out.raw["value"] == 0  # no way in: not fd 4, not /proc
+    kept = {"by": "witness", "pid": out.raw["witness_pid"]}
+    assert out.counted["witness"] == kept
+    # The verifier sees what the worker vouches for, not what the program claimed.
+    assert out.verified == {"seen": {"cpu_s": out.counted["cpu_s"], "witness": kept}}
+
+
 TRIVIAL = """
 def main():
     return 1
