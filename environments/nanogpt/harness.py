@@ -475,7 +475,18 @@ class _Run:
             self.keeper.call("saved", index=record["index"], **saved)
             self.checkpoints.append(record)
 
+    def _autotune_check(self, when: str) -> None:
+        """The autotuning switches (static.AUTOTUNE_SWITCHES), read where the scan cannot see
+        how they were set: after the warm-up, where compilation happens, and at the end."""
+        inductor = sys.modules.get("torch._inductor.config")
+        for name in static.AUTOTUNE_SWITCHES:
+            if inductor is not None and getattr(inductor, name, False) is True:
+                found = f"torch._inductor.config.{name} was on {when} (autotuning is not allowed)"
+                if found not in self.sentinel.violations:
+                    self.sentinel.violations.append(found)
+
     def _integrity(self) -> None:
+        self._autotune_check("at the end of training")
         if self._watch is not None:
             self.tampered.update(self._watch.changes())
         self.thread_violations.update(integrity.program_threads(self._threads_before, self.program))
@@ -525,6 +536,7 @@ class _Run:
             torch.set_rng_state(saved_rng)
             if saved_cuda_rng is not None:
                 torch.cuda.set_rng_state_all(saved_cuda_rng)
+            self._autotune_check("after the warm-up")
             spent = _now() - t0
             # Compilation is free up to the cap; beyond it, warm-up is charged as training.
             over_before = max(0.0, self.warmup_s - self.v.warmup_cap_s)

@@ -59,6 +59,13 @@ FORBIDDEN_MODULE_ATTRIBUTES = {
 }  # fmt: skip
 # Configuration namespaces a program may set (torch._inductor.config.x = ..., backends flags).
 _CONFIG_PATHS = (".config.", "torch.backends.")
+# Inductor's autotuning, refused as the speedrun's rules refuse it on its main track: compiling
+# is off the clock, so a search over kernel configurations would be free speed. (Not every
+# route to these switches is visible here; the harness reads them at run time too.)
+AUTOTUNE_SWITCHES = (
+    "max_autotune", "max_autotune_gemm", "max_autotune_pointwise",
+    "coordinate_descent_tuning", "coordinate_descent_check_all_directions",
+)  # fmt: skip
 _DYNAMIC_ACCESS = {"getattr", "setattr", "delattr"}
 
 
@@ -162,7 +169,40 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(node.value, str) and node.value in FORBIDDEN_ATTRIBUTES | {"__dict__"}:
             self.add("introspection", node, f"names {node.value!r}")
 
+    def _compile_flags(self, node: ast.Call) -> None:
+        """torch.compile(mode="max-autotune...") or options naming an autotuning switch, and
+        torch._inductor.config.patch(...) / .update(...) turning one on."""
+        path = self._resolve(node.func) or ""
+        if path.endswith("._inductor.config.patch") or path.endswith("._inductor.config.update"):
+            names = {k.arg for k in node.keywords} | {
+                key.value
+                for arg in node.args
+                if isinstance(arg, ast.Dict)
+                for key in arg.keys
+                if isinstance(key, ast.Constant)
+            }
+            for name in sorted(n for n in names if n in AUTOTUNE_SWITCHES):
+                self.add("compile-flag", node, f"turns on torch._inductor.config.{name}")
+        if path != "torch.compile":
+            return
+        for keyword in node.keywords:
+            value = keyword.value
+            if keyword.arg == "mode" and not (
+                isinstance(value, ast.Constant) and "autotune" not in str(value.value)
+            ):
+                self.add(
+                    "compile-flag", node, "torch.compile with an autotuning (or computed) mode"
+                )
+            if keyword.arg == "options":
+                keys = value.keys if isinstance(value, ast.Dict) else [None]
+                if any(
+                    not (isinstance(k, ast.Constant) and k.value not in AUTOTUNE_SWITCHES)
+                    for k in keys
+                ):
+                    self.add("compile-flag", node, "torch.compile options that turn on autotuning")
+
     def visit_Call(self, node: ast.Call) -> None:
+        self._compile_flags(node)
         if isinstance(node.func, ast.Name):
             self.called.add(id(node.func))
         name = node.func.id if isinstance(node.func, ast.Name) else None
@@ -181,7 +221,9 @@ class _Scanner(ast.NodeVisitor):
             return
         if isinstance(target, ast.Attribute):
             path = self._resolve(target)
-            if path and not any(
+            if path and "._inductor.config" in path and target.attr in AUTOTUNE_SWITCHES:
+                self.add("compile-flag", target, f"sets {path} (autotuning is not allowed)")
+            elif path and not any(
                 marker in "." + path + "." or path.startswith(marker) for marker in _CONFIG_PATHS
             ):
                 self.add(

@@ -332,3 +332,30 @@ def test_mfu_only_against_a_peak_measured_idle(nanogpt: Any, monkeypatch, tmp_pa
     assert a.metrics["mfu"] == pytest.approx(5e6 * 2000 / 20 / peak)
     assert "MFU" in nanogpt.format_telemetry(a.telemetry)
     assert machine.load_peak(3) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "torch._inductor.config.max_autotune = True",
+        "import torch._inductor.config as cfg\ncfg.coordinate_descent_tuning = True",
+        "from torch._inductor import config\nconfig.max_autotune_gemm = 1",
+        "net = torch.compile(nn.Linear(2, 2), mode='max-autotune-no-cudagraphs')",
+        "MODE = 'default'\nnet = torch.compile(nn.Linear(2, 2), mode=MODE)",
+        "net = torch.compile(nn.Linear(2, 2), options={'max_autotune': True})",
+        "with torch._inductor.config.patch(coordinate_descent_tuning=True):\n    pass",
+        "torch._inductor.config.patch({'max_autotune_pointwise': True})",
+    ],
+)
+def test_the_scan_refuses_inductor_autotuning(line: str) -> None:
+    findings = static.scan(f"import torch\nfrom torch import nn\n{line}\n")
+    assert [f.rule for f in findings] == ["compile-flag"], findings
+
+
+def test_the_scan_lets_other_compiler_switches_through() -> None:
+    source = (
+        "import torch\nfrom torch import nn\ntorch._inductor.config.triton.cudagraphs = False\n"
+        "torch._dynamo.config.cache_size_limit = 64\ntorch.backends.cudnn.benchmark = True\n"
+        "net = torch.compile(nn.Linear(2, 2), mode='reduce-overhead', dynamic=False)\n"
+    )
+    assert static.scan(source) == []
