@@ -58,7 +58,8 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["EditError", "PluginError", "UserError"], "progressbench.errors"),
     **dict.fromkeys(
-        ["compile_program", "load_program", "parse_program"], "progressbench.sandbox.loader"
+        ["compile_program", "import_folder", "load_program", "parse_program"],
+        "progressbench.sandbox.loader",
     ),
     "code_hash": "progressbench.store.hashing",
     **dict.fromkeys(
@@ -112,6 +113,7 @@ __all__ = [
     "compile_program",
     "end_children",
     "format_score",
+    "import_folder",
     "install_witness",
     "load_program",
     "open_witness",
@@ -173,7 +175,12 @@ if TYPE_CHECKING:
     from progressbench.errors import EditError, PluginError, UserError
     from progressbench.run import edits, prompts
     from progressbench.sandbox.accounting import adopt_orphans, children_cpu_s, end_children
-    from progressbench.sandbox.loader import compile_program, load_program, parse_program
+    from progressbench.sandbox.loader import (
+        compile_program,
+        import_folder,
+        load_program,
+        parse_program,
+    )
     from progressbench.sandbox.witness import (
         install_witness,
         open_witness,

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ import torch
 import torch.distributed as dist
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from progressbench import load_program
+from progressbench import import_folder, load_program
 
 from . import cost, data, integrity, losses, static, telemetry
 from .config import COMPILE_WORKERS, RunSpec
@@ -608,7 +609,7 @@ class _Run:
         self.start_rss_kb = telemetry.memory_kb("VmRSS")
         try:
             with self.sentinel.active():
-                module = load_program(self.program)
+                module = load_candidate(self.program)
                 build, train = getattr(module, "build_model", None), getattr(module, "train", None)
                 if not callable(build) or not callable(train):
                     raise ProgramError(
@@ -714,6 +715,16 @@ class _Run:
         return mem
 
 
+def load_candidate(program: Path) -> ModuleType:
+    """The program as a module; a multi-file program's folder goes last on the path first, as
+    the sandbox child puts it, for the processes that child did not start (torchrun's ranks,
+    verification's, the local evaluator's)."""
+    folder = import_folder(program)
+    if folder is not None and str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    return load_program(program)
+
+
 def _compile_workers(count: int) -> None:
     """Inductor's compile workers, set before the program runs: one (in this process) on CPU,
     where a pool of workers would be CPU outside the training process that assess refuses on
@@ -727,10 +738,7 @@ def _compile_workers(count: int) -> None:
 
 def run_training(program: Path, spec: RunSpec) -> dict[str, Any]:
     """Run the program's training under the harness; the raw result for ``verify``/``assess``."""
-    findings = [
-        f"static check, {f}"
-        for f in static.scan(Path(program).read_text(encoding="utf-8", errors="replace"))
-    ]
+    findings = [f"static check, {f}" for f in static.scan_program(Path(program))]
     if findings:
         if spec.mode == "smoke":  # the agent's fast feedback: every rule and line
             raise ProgramError("; ".join(findings))

@@ -251,7 +251,13 @@ class Sentinel:
     def __init__(self, program: Path, protected: list[Path], checkpoints: Path | None):
         # The program and its bytecode cache (a baseline read in place lies in this package).
         real = os.path.realpath(program)
-        self.program_paths = (real, os.path.realpath(importlib.util.cache_from_source(real)))
+        self.program_paths: tuple[str, ...] = (
+            real,
+            os.path.realpath(importlib.util.cache_from_source(real)),
+        )
+        folder = progressbench.import_folder(Path(real))
+        if folder is not None:  # a multi-file program: the modules its entry imports
+            self.program_paths += (str(folder),)
         self.protected = tuple(os.path.realpath(p) for p in protected)
         self.checkpoints = os.path.realpath(checkpoints) if checkpoints else None
         self.caches = compiler_caches()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from pathlib import Path
 
-from progressbench import parse_program
+from progressbench import import_folder, parse_program
 
 FORBIDDEN_MODULES = {
     "gc", "inspect", "ctypes", "importlib", "subprocess", "multiprocessing", "socket",
@@ -258,3 +259,18 @@ def scan(source: str) -> list[Finding]:
     scanner = _Scanner()
     scanner.visit(tree)
     return scanner.findings
+
+
+def scan_program(program: Path) -> list[Finding]:
+    """Every finding in the program the harness runs: its one file, or every ``.py`` file of a
+    multi-file program's folder (the modules the entry imports run as program code too), each
+    finding naming its file."""
+    folder = import_folder(program)
+    if folder is None:
+        return scan(program.read_text(encoding="utf-8", errors="replace"))
+    findings = []
+    for path in sorted(folder.rglob("*.py")):
+        rel = path.relative_to(folder).as_posix()
+        for f in scan(path.read_text(encoding="utf-8", errors="replace")):
+            findings.append(Finding(f.rule, f.line, f"{rel}: {f.detail}"))
+    return findings

@@ -32,11 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from progressbench import load_program
-
 from . import data, integrity, losses
 from .config import BUDGET_SLACK, RunSpec
-from .harness import CHECKPOINT_DIR, RUN_STARTED, _seed_everything
+from .harness import CHECKPOINT_DIR, RUN_STARTED, _seed_everything, load_candidate
 from .losses import ProgramError
 
 _load = torch.load
@@ -190,7 +188,7 @@ class _Verifier:
         self.bytecode = importlib.util.cache_from_source(str(program))
         self.sentinel.temp_allowed = (
             str(self.scratch),
-            str(program),
+            *self.sentinel.program_paths,  # the program, its bytecode, a multi-file one's folder
             self.bytecode,
             *integrity.TRUSTED_CODE,
             *integrity.NATIVE_DIRS,
@@ -208,7 +206,7 @@ class _Verifier:
                 torch.set_num_threads(max(1, self.spec.threads))
             try:
                 with self.sentinel.active():
-                    module = load_program(self.program)
+                    module = load_candidate(self.program)
                     build = getattr(module, "build_model", None)
                     if not callable(build):
                         raise ProgramError("the program must define build_model(vocab_size)")

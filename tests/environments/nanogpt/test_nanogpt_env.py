@@ -3,12 +3,15 @@ declarations, the assessment rules, and the telemetry text."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from progressbench import plugins
+from progressbench.contracts.program import join_files
 from progressbench.run.edits import evolve_regions
+from progressbench.sandbox.loader import write_program
 from progressbench_environments.nanogpt import env as env_module
 from progressbench_environments.nanogpt import static
 from progressbench_environments.nanogpt.config import SPEEDRUN, TINY
@@ -359,3 +362,22 @@ def test_the_scan_lets_other_compiler_switches_through() -> None:
         "net = torch.compile(nn.Linear(2, 2), mode='reduce-overhead', dynamic=False)\n"
     )
     assert static.scan(source) == []
+
+
+def test_the_scan_reads_every_file_of_a_multi_file_program(tmp_path: Path) -> None:
+    text = join_files(
+        {
+            "main.py": "import helpers\n\ndef build_model(vocab_size):\n    return None\n",
+            "helpers.py": "import os\n\nos.system('true')\n",
+            "pkg/deep.py": "X = open\n",
+        }
+    )
+    program = write_program(tmp_path, text)
+    findings = [str(f) for f in static.scan_program(program)]
+    assert findings == [
+        "line 3: helpers.py: uses os.system [forbidden-call]",
+        "line 1: pkg/deep.py: uses open [forbidden-name]",
+    ], findings
+    one = tmp_path / "one"
+    one.mkdir()
+    assert static.scan_program(write_program(one, "X = open\n"))[0].rule == "forbidden-name"
